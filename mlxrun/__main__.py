@@ -1,0 +1,3 @@
+from mlxrun.cli import main
+
+main()

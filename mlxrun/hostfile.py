@@ -1,0 +1,118 @@
+"""mlx.launch hostfiles: read and validated before a job starts.
+
+The format is MLX's: a JSON list of hosts, or an object
+`{"backend": ..., "envs": [...], "hosts": [{"ssh": ..., "ips": [...]}]}`.
+mlx.launch itself fails late and vaguely on a bad hostfile; here every
+problem names the file, the key path and what to write instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlxrun.errors import SpecError, UsageError
+
+LOCAL_SSH = "127.0.0.1"  # the only name mlx.launch runs without ssh
+
+
+@dataclass(frozen=True)
+class Host:
+    ssh: str
+    ips: tuple[str, ...]
+
+    @property
+    def is_local(self) -> bool:
+        return self.ssh == LOCAL_SSH
+
+
+@dataclass(frozen=True)
+class Hostfile:
+    path: Path
+    hosts: tuple[Host, ...]
+    backend: str
+    envs: tuple[str, ...]
+
+    @property
+    def all_local(self) -> bool:
+        return all(h.is_local for h in self.hosts)
+
+
+def _fail(path: Path, where: str, what: str) -> SpecError:
+    return SpecError(f"{path}: {where}: {what}" if where else f"{path}: {what}")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _host(path: Path, i: int, raw: Any, backend: str) -> Host:
+    where = f"hosts[{i}]"
+    if not isinstance(raw, dict):
+        raise _fail(path, where, 'expected an object like {"ssh": "node1", "ips": ["10.0.0.1"]}')
+    unknown = sorted(set(raw) - {"ssh", "ips", "rdma"})
+    if unknown:
+        raise _fail(path, f"{where} -> {unknown[0]}", "unknown key (expected ssh, ips, rdma)")
+    ssh = raw.get("ssh")
+    if not isinstance(ssh, str) or not ssh:
+        raise _fail(path, f"{where} -> ssh", "missing: the name to ssh into (127.0.0.1 = here)")
+    ips = raw.get("ips", [])
+    if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+        raise _fail(path, f"{where} -> ips", "must be a list of IP addresses")
+    for j, ip in enumerate(ips):
+        if not _is_ip(ip):
+            raise _fail(
+                path,
+                f"{where} -> ips[{j}]",
+                f'"{ip}" is not an IP address; the ring backend needs IP literals, '
+                "such as 192.168.1.10",
+            )
+    if backend == "ring" and not ips:
+        if not _is_ip(ssh):
+            raise _fail(
+                path,
+                f"{where} -> ips",
+                f'missing: the ring backend needs the IP of "{ssh}" (add "ips": ["<its IP>"])',
+            )
+        ips = [ssh]
+    return Host(ssh, tuple(ips))
+
+
+def parse_hostfile(path: Path, text: str, backend: str | None) -> Hostfile:
+    """Validates a hostfile for `backend` (None: the one the file names, else ring)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _fail(path, f"line {e.lineno}", f"not valid JSON ({e.msg})") from None
+    file_backend, envs = "", []
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"backend", "envs", "hosts"})
+        if unknown:
+            raise _fail(path, unknown[0], "unknown key (expected backend, envs, hosts)")
+        file_backend = data.get("backend", "")
+        envs = data.get("envs", [])
+        if not isinstance(envs, list) or not all(isinstance(e, str) and "=" in e for e in envs):
+            raise _fail(path, "envs", 'must be a list of "NAME=value" strings')
+        data = data.get("hosts")
+    if not isinstance(data, list) or not data:
+        raise _fail(path, "hosts", "expected a non-empty list of hosts")
+    chosen = backend or file_backend or "ring"
+    hosts = tuple(_host(path, i, h, chosen) for i, h in enumerate(data))
+    return Hostfile(path, hosts, chosen, tuple(envs))
+
+
+def load_hostfile(path: Path, backend: str | None = None) -> Hostfile:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: hostfile not found") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read hostfile ({e.strerror})") from None
+    return parse_hostfile(path, text, backend)

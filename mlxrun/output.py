@@ -1,0 +1,94 @@
+"""Where the ranks' lines go: the console, labelled, and per-rank log files.
+
+Lines arrive as whole lines from each rank's agent and are written here by a
+single thread, one frame at a time, so lines of different ranks can never be
+spliced together. Each frame is flushed at once: output shows as it happens.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from mlxrun.errors import UsageError
+
+COLOURS = (36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94, 91)  # ANSI foreground codes
+LAUNCHER = -1  # the pseudo-rank of lines printed by mlx.launch itself
+
+
+def use_colour(stream: BinaryIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def label(rank: int, colour: bool) -> bytes:
+    text = "[launcher] " if rank == LAUNCHER else f"[rank {rank}] "
+    if not colour:
+        return text.encode()
+    code = 90 if rank == LAUNCHER else COLOURS[rank % len(COLOURS)]
+    return f"\x1b[{code}m{text[:-1]}\x1b[0m ".encode()
+
+
+def split_lines(payload: bytes) -> list[bytes]:
+    """Whole lines of a frame; a last line without newline is a line too."""
+    lines = payload.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+class RankOutput:
+    """Writes each rank's stdout and stderr lines to mlxrun's own, and to logs."""
+
+    def __init__(
+        self,
+        show_ranks: frozenset[int] | None = None,
+        labels: bool = True,
+        log_dir: Path | None = None,
+        quiet: bool = False,
+        stdout: BinaryIO | None = None,
+        stderr: BinaryIO | None = None,
+    ) -> None:
+        self.streams = (stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
+        self.colour = tuple(use_colour(s) for s in self.streams)
+        self.show_ranks = show_ranks
+        self.labels = labels
+        self.quiet = quiet
+        self.log_dir = log_dir
+        self._logs: dict[tuple[int, int], BinaryIO] = {}
+        if log_dir is not None:
+            try:
+                log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(f"{log_dir}: cannot create log folder ({e.strerror})") from None
+
+    def _log(self, rank: int, which: int) -> BinaryIO:
+        key = (rank, which)
+        if key not in self._logs:
+            assert self.log_dir is not None
+            name = f"rank-{rank}.{'stdout' if which == 0 else 'stderr'}.log"
+            if rank == LAUNCHER:
+                name = f"launcher.{'stdout' if which == 0 else 'stderr'}.log"
+            self._logs[key] = open(self.log_dir / name, "ab")  # noqa: SIM115 - closed in close()
+        return self._logs[key]
+
+    def write(self, rank: int, which: int, payload: bytes) -> None:
+        """`which` is 0 for stdout, 1 for stderr."""
+        lines = split_lines(payload)
+        if self.log_dir is not None:
+            log = self._log(rank, which)
+            log.write(b"".join(line + b"\n" for line in lines))
+            log.flush()
+        hidden = self.show_ranks is not None and rank != LAUNCHER and rank not in self.show_ranks
+        if self.quiet or hidden:
+            return
+        stream = self.streams[which]
+        prefix = label(rank, self.colour[which]) if self.labels else b""
+        stream.write(b"".join(prefix + line + b"\n" for line in lines))
+        stream.flush()
+
+    def close(self) -> None:
+        for f in self._logs.values():
+            f.close()
+        self._logs.clear()

@@ -1,0 +1,117 @@
+"""A block of free TCP ports for one job's ring backend.
+
+Two ring jobs on the same ports silently exchange data and return wrong
+results (the ring listens with SO_REUSEPORT, so nothing fails to bind). Each
+job therefore takes a block no other mlxrun job holds (a claim that lives
+exactly as long as this process holds it) and that nothing is listening on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from mlxrun.errors import LaunchError
+
+LOW, HIGH = 20000, 32000  # below Linux's ephemeral range, away from mlx.launch's default 32323
+TRIES = 200
+
+
+@dataclass
+class PortBlock:
+    """Ports start..start+count-1, claimed until release()."""
+
+    start: int
+    count: int
+    _claims: list[object] = field(default_factory=list, repr=False)
+
+    @property
+    def ports(self) -> range:
+        return range(self.start, self.start + self.count)
+
+    def release(self) -> None:
+        for claim in self._claims:
+            if isinstance(claim, socket.socket):
+                claim.close()
+            else:
+                _drop_lock_file(claim)
+        self._claims.clear()
+
+    def __enter__(self) -> PortBlock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _port_is_free(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _claim(port: int) -> object | None:
+    """A claim other mlxrun jobs see; gone when this process dies."""
+    if sys.platform.startswith("linux"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind(f"\0mlxrun-port-{port}")  # abstract name: no file to leave behind
+        except OSError:
+            s.close()
+            return None
+        return s
+    path = os.path.join(tempfile.gettempdir(), f"mlxrun-port-{port}.lock")
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return (fd, path)
+
+
+def _drop_lock_file(claim: object) -> None:
+    fd, path = claim  # type: ignore[misc]
+    try:
+        os.unlink(path)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+    os.close(fd)
+
+
+def _try_block(start: int, count: int, host: str) -> PortBlock | None:
+    block = PortBlock(start, count)
+    for port in block.ports:
+        claim = _claim(port)
+        if claim is None:
+            block.release()
+            return None
+        block._claims.append(claim)
+        if not _port_is_free(port, host):
+            block.release()
+            return None
+    return block
+
+
+def reserve_ports(count: int, host: str = "0.0.0.0") -> PortBlock:
+    """Claims `count` consecutive free ports, chosen at random in [LOW, HIGH)."""
+    rng = random.SystemRandom()
+    for _ in range(TRIES):
+        start = rng.randrange(LOW, HIGH - count)
+        block = _try_block(start, count, host)
+        if block is not None:
+            return block
+    raise LaunchError(
+        f"no block of {count} free TCP ports between {LOW} and {HIGH}: "
+        "stop other jobs or run `mlxrun check` to see what holds them"
+    )

@@ -1,0 +1,63 @@
+"""How a job's end is shown: the failure table and the one-line verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mlxrun.supervisor import JobReport, Outcome, RankStatus, signal_name
+
+
+def exit_text(rank: RankStatus) -> str:
+    if rank.lost:
+        return "never started" if not rank.connected else "lost"
+    if rank.returncode is None:
+        return "-"
+    if rank.returncode < 0:
+        name = signal_name(-rank.returncode)
+        return f"{name} (stopped)" if rank.stopped else name
+    return str(rank.returncode)
+
+
+def useful_tail(lines: Iterable[str], keep: int = 3) -> list[str]:
+    """The last lines worth reading: no caret underlines, no blank lines."""
+    kept = [line.strip() for line in lines if line.strip().strip("^~ ")]
+    return kept[-keep:]
+
+
+def failure_table(report: JobReport) -> Table:
+    table = Table(title=f"mlxrun: job {report.outcome.value} after {report.seconds:.1f} s")
+    for column in ("rank", "host", "exit", "at (s)", "last stderr lines"):
+        table.add_column(column, overflow="fold")
+    for rank in report.ranks:
+        is_root = rank is report.root_cause
+        when = f"{rank.ended_at:.2f}" if rank.ended_at is not None else "-"
+        tail = "\n".join(useful_tail(rank.stderr_tail))
+        name = Text(f"{rank.rank} (root cause)" if is_root else str(rank.rank))
+        style = "bold red" if is_root else ("yellow" if rank.failed and not rank.stopped else "")
+        table.add_row(name, rank.host or "-", exit_text(rank), when, Text(tail), style=style)
+    return table
+
+
+def verdict(report: JobReport, timeout: float | None) -> str:
+    if report.outcome is Outcome.FAILED:
+        return f"Error: {report.reason}; the other ranks were stopped"
+    if report.outcome is Outcome.TIMEOUT:
+        return f"Error: timed out after {timeout:g} s; every rank was stopped"
+    if report.outcome is Outcome.INTERRUPTED:
+        return "Interrupted: every rank was stopped"
+    if report.outcome is Outcome.TERMINATED:
+        return "Terminated: every rank was stopped"
+    return f"ok: {len(report.ranks)} ranks finished in {report.seconds:.2f} s"
+
+
+def show_end(console: Console, report: JobReport, timeout: float | None) -> None:
+    """On failure, the table and the verdict; on success, nothing (the output speaks)."""
+    if report.ok:
+        return
+    if report.outcome is Outcome.FAILED or report.outcome is Outcome.TIMEOUT:
+        console.print(failure_table(report))
+    console.print(verdict(report, timeout), markup=False, highlight=False)
