@@ -157,7 +157,9 @@ def main(argv: list[str]) -> int:
             env=child_env(result_w),
         )
     except OSError as e:
-        sock.sendall(encode(Kind.STDERR, f"mlxrun: cannot start {argv[0]}: {e.strerror}\n".encode()))
+        sock.sendall(
+            encode(Kind.STDERR, f"mlxrun: cannot start {argv[0]}: {e.strerror}\n".encode())
+        )
         sock.sendall(encode_json(Kind.EXIT, {"returncode": 127}))
         return 127
     os.close(result_w)

@@ -86,7 +86,11 @@ def parse_hello(payload: bytes, token: str) -> Hello:
         obj = json.loads(payload)
         ok = hmac.compare_digest(str(obj["token"]).encode(), token.encode())
         hello = Hello(
-            int(obj["rank"]), int(obj["pid"]), int(obj["pgid"]), str(obj["host"]), str(obj["machine"])
+            int(obj["rank"]),
+            int(obj["pid"]),
+            int(obj["pgid"]),
+            str(obj["host"]),
+            str(obj["machine"]),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ProtocolError(f"malformed hello: {e}") from e

@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 
 from mlxrun import __version__
-from mlxrun.errors import ExitCode, MlxrunError, UsageError
 from mlxrun.command import parse_ranks, resolve_command
+from mlxrun.errors import ExitCode, MlxrunError, UsageError
 from mlxrun.hostfile import load_hostfile
 from mlxrun.launcher import JobSpec
 from mlxrun.output import RankOutput
@@ -75,7 +75,9 @@ def version_callback(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """Run, watch and check distributed MLX jobs."""
@@ -106,7 +108,9 @@ def job_spec(
 def exec_(
     command: Annotated[
         list[str],
-        typer.Argument(help="What each rank runs: `python script.py ARGS` or just `script.py ARGS`."),
+        typer.Argument(
+            help="What each rank runs: `python script.py ARGS` or just `script.py ARGS`."
+        ),
     ],
     np: NpOption = None,
     backend: BackendOption = "ring",
@@ -114,7 +118,9 @@ def exec_(
     timeout: TimeoutOption = None,
     log_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--log-dir", help="Also write DIR/rank-R.stdout.log and .stderr.log per rank."),
+        typer.Option(
+            "--log-dir", help="Also write DIR/rank-R.stdout.log and .stderr.log per rank."
+        ),
     ] = None,
     ranks: Annotated[
         Optional[str],  # noqa: UP045
@@ -146,8 +152,21 @@ def _show_click_error(e: Any) -> int:
         print(ctx.get_help())
         return ExitCode.OK
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    err_console.print(f"Error: {e.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(
+        f"Error: {e.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True
+    )
     return int(e.exit_code)
+
+
+def _internal_error(e: Exception) -> int:
+    if os.environ.get("MLXRUN_DEBUG") == "1":
+        traceback.print_exc()
+    else:
+        message = (
+            f"Error: internal error: {type(e).__name__}: {e} (set MLXRUN_DEBUG=1 for the traceback)"
+        )
+        err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    return ExitCode.RANK_FAILED
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=argv, prog_name="mlxrun", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MlxrunError as e:
+        if os.environ.get("MLXRUN_DEBUG") == "1":
+            traceback.print_exc()
         err_console.print(f"Error: {e}", markup=False, highlight=False, soft_wrap=True)
         code = e.exit_code
     except (KeyboardInterrupt, typer.Abort):
@@ -164,14 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence
         if _is_click_error(e):
             code = _show_click_error(e)
-        elif os.environ.get("MLXRUN_DEBUG") == "1":
-            traceback.print_exc()
         else:
-            err_console.print(
-                f"Error: internal error: {type(e).__name__}: {e} (set MLXRUN_DEBUG=1 for the traceback)",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        code = ExitCode.RANK_FAILED
+            code = _internal_error(e)
     sys.exit(int(code))

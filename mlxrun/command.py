@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import shutil
 import sys
 from pathlib import Path
@@ -23,6 +22,8 @@ def resolve_command(command: list[str]) -> tuple[str, ...]:
     if not command:
         raise UsageError("no command given: try `mlxrun exec --np 2 -- python script.py`")
     first = command[0]
+    if first.startswith("-"):
+        raise UsageError(f"{first}: unknown option (put the rank's command after --)")
     if first.endswith(".py"):
         _check_script(first)
         return (sys.executable, *command)
@@ -44,6 +45,3 @@ def parse_ranks(text: str | None, np: int) -> frozenset[int] | None:
             raise UsageError(f'--ranks: "{part}" is not a rank of this job (0 to {np - 1})')
         ranks.add(int(part))
     return frozenset(ranks)
-
-
-

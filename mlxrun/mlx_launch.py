@@ -29,9 +29,9 @@ def main() -> None:
     from mlx._distributed_utils import launch  # imports mlx.core: keep it out of module import
 
     if callable(getattr(launch, "select", None)):
-        launch.select = _output_only_select  # type: ignore[attr-defined]
+        launch.select = _output_only_select  # type: ignore[attr-defined,assignment]
     sys.argv[0] = "mlx.launch"
-    launch.main()
+    launch.main()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ exactly as long as this process holds it) and that nothing is listening on.
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import fcntl
 import os
 import random
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlxrun.errors import LaunchError
@@ -29,19 +30,16 @@ class PortBlock:
 
     start: int
     count: int
-    _claims: list[object] = field(default_factory=list, repr=False)
+    _releases: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def ports(self) -> range:
         return range(self.start, self.start + self.count)
 
     def release(self) -> None:
-        for claim in self._claims:
-            if isinstance(claim, socket.socket):
-                claim.close()
-            else:
-                _drop_lock_file(claim)
-        self._claims.clear()
+        for release in self._releases:
+            release()
+        self._releases.clear()
 
     def __enter__(self) -> PortBlock:
         return self
@@ -59,8 +57,8 @@ def _port_is_free(port: int, host: str) -> bool:
     return True
 
 
-def _claim(port: int) -> object | None:
-    """A claim other mlxrun jobs see; gone when this process dies."""
+def _claim(port: int) -> Callable[[], None] | None:
+    """A claim other mlxrun jobs see, gone when this process dies; returns its release."""
     if sys.platform.startswith("linux"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -68,7 +66,7 @@ def _claim(port: int) -> object | None:
         except OSError:
             s.close()
             return None
-        return s
+        return s.close
     path = os.path.join(tempfile.gettempdir(), f"mlxrun-port-{port}.lock")
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -76,27 +74,23 @@ def _claim(port: int) -> object | None:
     except OSError:
         os.close(fd)
         return None
-    return (fd, path)
 
+    def release() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
 
-def _drop_lock_file(claim: object) -> None:
-    fd, path = claim  # type: ignore[misc]
-    try:
-        os.unlink(path)
-    except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise
-    os.close(fd)
+    return release
 
 
 def _try_block(start: int, count: int, host: str) -> PortBlock | None:
     block = PortBlock(start, count)
     for port in block.ports:
-        claim = _claim(port)
-        if claim is None:
+        release = _claim(port)
+        if release is None:
             block.release()
             return None
-        block._claims.append(claim)
+        block._releases.append(release)
         if not _port_is_free(port, host):
             block.release()
             return None

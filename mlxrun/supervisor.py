@@ -10,6 +10,7 @@ wait forever.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -100,7 +101,10 @@ def _signals_to(wake: socket.socket) -> Iterator[list[int]]:
     """Turns SIGINT and SIGTERM into a note the event loop reads."""
     received: list[int] = []
     old_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
-    old = {s: signal.signal(s, lambda n, _f: received.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {
+        s: signal.signal(s, lambda n, _f: received.append(n))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield received
     finally:
@@ -164,7 +168,7 @@ class Supervisor:
             rank.results.append(payload)
         elif kind is Kind.EXIT:
             conn.exited = True
-            self._ended(rank, int(channel.json.loads(payload)["returncode"]))
+            self._ended(rank, int(json.loads(payload)["returncode"]))
 
     def _on_hello(self, conn: _Conn, kind: Kind, payload: bytes) -> None:
         if kind is not Kind.HELLO:
@@ -259,7 +263,10 @@ class Supervisor:
                 # Agents normally hang up before the launcher exits; MPI ranks may linger.
                 if not self.conns or time.monotonic() - launcher_done_at > DRAIN_SECONDS:
                     break
-            if self.killed and time.monotonic() - self.stopping_since > GRACE_SECONDS + DRAIN_SECONDS:
+            if (
+                self.killed
+                and time.monotonic() - self.stopping_since > GRACE_SECONDS + DRAIN_SECONDS
+            ):
                 break
             # Once the launcher closed its pipes, it is about to exit: look again soon.
             for key, _ in sel.select(timeout=0.01 if self.pipes_open == 0 else 0.25):
@@ -271,7 +278,10 @@ class Supervisor:
     def _check(self, launch: Launch, received: list[int]) -> None:
         if self.stop_reason is None:
             if received:
-                self._begin_stop(launch, Outcome.INTERRUPTED if received[0] == signal.SIGINT else Outcome.TERMINATED)
+                self._begin_stop(
+                    launch,
+                    Outcome.INTERRUPTED if received[0] == signal.SIGINT else Outcome.TERMINATED,
+                )
             elif self.failures:
                 self._begin_stop(launch, Outcome.FAILED)
             elif self.timeout is not None and self.now() > self.timeout:
@@ -280,7 +290,9 @@ class Supervisor:
             self.killed = True
             self._signal_all(launch, signal.SIGKILL)
 
-    def _on_event(self, sel: selectors.BaseSelector, key: selectors.SelectorKey, server: socket.socket) -> None:
+    def _on_event(
+        self, sel: selectors.BaseSelector, key: selectors.SelectorKey, server: socket.socket
+    ) -> None:
         tag: Any = key.data
         if tag == "accept":
             try:
@@ -324,12 +336,25 @@ class Supervisor:
         seconds = self.now()
         if self.stop_reason not in (None, Outcome.FAILED):
             assert self.stop_reason is not None
-            return JobReport(self.stop_reason, self.ranks, seconds, None, self.stop_reason.value, list(self.launcher_tail))
+            return JobReport(
+                self.stop_reason,
+                self.ranks,
+                seconds,
+                None,
+                self.stop_reason.value,
+                list(self.launcher_tail),
+            )
         failed = self.failures or [r for r in self.ranks if r.failed]
         if not failed:
-            return JobReport(Outcome.OK, self.ranks, seconds, launcher_tail=list(self.launcher_tail))
-        root = next((r for r in failed if not any(PEER_LOST in line for line in r.stderr_tail)), failed[0])
-        return JobReport(Outcome.FAILED, self.ranks, seconds, root, describe_end(root), list(self.launcher_tail))
+            return JobReport(
+                Outcome.OK, self.ranks, seconds, launcher_tail=list(self.launcher_tail)
+            )
+        root = next(
+            (r for r in failed if not any(PEER_LOST in line for line in r.stderr_tail)), failed[0]
+        )
+        return JobReport(
+            Outcome.FAILED, self.ranks, seconds, root, describe_end(root), list(self.launcher_tail)
+        )
 
 
 def signal_name(signum: int) -> str:

@@ -1,0 +1,21 @@
+# Rank 1 fails in the way argv[1] names, while the other ranks wait in all_sum.
+import os
+import signal
+import sys
+import time
+
+import mlx.core as mx
+
+world = mx.distributed.init()
+mode = sys.argv[1]
+print(f"rank {world.rank()} pid {os.getpid()} started", flush=True)
+if world.rank() == 1:
+    if mode == "raise":
+        raise ValueError("boom on rank 1")
+    if mode == "exit":
+        sys.exit(3)
+    if mode == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "sleep":
+        time.sleep(3600)
+print(mx.distributed.all_sum(mx.array(1)).item())
