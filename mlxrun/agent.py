@@ -97,7 +97,7 @@ def relay(sock: socket.socket, child: subprocess.Popen[bytes], result_r: int) ->
         sel.register(fd, selectors.EVENT_READ)
     sel.register(result_r, selectors.EVENT_READ)
     sel.register(sock, selectors.EVENT_READ)
-    results = b""
+    results = Relay(sock, Kind.RESULT)
     exited_at: float | None = None
     while len(sel.get_map()) > 1:
         if exited_at is None and child.poll() is not None:
@@ -114,14 +114,11 @@ def relay(sock: socket.socket, child: subprocess.Popen[bytes], result_r: int) ->
             if not data:
                 sel.unregister(fd)
             elif fd == result_r:
-                results += data
+                results.feed(data)  # progress records must arrive while the rank works
             else:
                 relays[fd].feed(data)
-    for r in relays.values():
+    for r in (*relays.values(), results):
         r.close()
-    for line in results.splitlines():
-        if line.strip():
-            sock.sendall(encode(Kind.RESULT, line))
     return True
 
 

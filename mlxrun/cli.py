@@ -20,10 +20,13 @@ from mlxrun import __version__
 from mlxrun.command import parse_ranks, resolve_command
 from mlxrun.errors import ExitCode, MlxrunError, UsageError
 from mlxrun.hostfile import load_hostfile
+from mlxrun.job import JobFailed, check_data, run_reduction
 from mlxrun.launcher import JobSpec
 from mlxrun.output import RankOutput
 from mlxrun.report import show_end
-from mlxrun.supervisor import Outcome, Supervisor
+from mlxrun.results import histogram_table, result_table
+from mlxrun.spec import EXAMPLE, Spec, load_spec, spec_for_file
+from mlxrun.supervisor import Supervisor
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every rank succeeded; 1 a rank failed; 2 usage or input error; "
@@ -39,14 +42,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 err_console = Console(stderr=True)
-
-OUTCOME_CODES = {
-    Outcome.OK: ExitCode.OK,
-    Outcome.FAILED: ExitCode.RANK_FAILED,
-    Outcome.TIMEOUT: ExitCode.TIMEOUT,
-    Outcome.INTERRUPTED: ExitCode.INTERRUPTED,
-    Outcome.TERMINATED: ExitCode.TERMINATED,
-}
 
 NpOption = Annotated[
     Optional[int],  # noqa: UP045 - typer reads the annotation at run time on Python 3.10
@@ -138,7 +133,128 @@ def exec_(
     output = RankOutput(parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir)
     report = Supervisor(spec, output, timeout).run()
     show_end(err_console, report, timeout)
-    raise typer.Exit(OUTCOME_CODES[report.outcome])
+    raise typer.Exit(report.outcome.exit_code)
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print only one JSON object on stdout (rank lines go to stderr)."),
+]
+ColumnOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--column", "-c", help="csv/tsv column (name or index); npz/safetensors array."),
+]
+
+
+def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
+    output = RankOutput(quiet=quiet, stdout=sys.stderr.buffer if as_json else None)
+    try:
+        result = run_reduction(spec, output)
+    except JobFailed as e:
+        show_end(err_console, e.report, e.timeout)
+        raise typer.Exit(e.exit_code) from None
+    if as_json:
+        print(result.to_json())
+    else:
+        console = Console()
+        console.print(result_table(result, spec.data.describe()))
+        hist = histogram_table(result)
+        if hist is not None:
+            console.print(hist)
+
+
+@app.command("run", epilog=EXIT_CODES_HELP)
+def run_(
+    spec: Annotated[Path, typer.Argument(help="The job spec (TOML); `mlxrun init` writes one.")],
+    np: NpOption = None,
+    backend: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--backend", "-b", help="Distributed backend: ring or mpi (overrides the spec)."
+        ),
+    ] = None,
+    hostfile: HostfileOption = None,
+    timeout: TimeoutOption = None,
+    as_json: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not show the ranks' lines.")
+    ] = False,
+) -> None:
+    """Run the distributed reduction described by a TOML job spec.
+
+    Example: mlxrun run configs/demo.toml --np 4
+    """
+    reduce_and_show(load_spec(spec).override(np, backend, hostfile, timeout), as_json, quiet)
+
+
+def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
+    def shortcut(
+        file: Annotated[
+            Path, typer.Argument(help="Data: .txt/.csv/.tsv text, .npy, .npz or .safetensors.")
+        ],
+        np: Annotated[int, typer.Option("--np", "-n", help="Number of processes (ranks).")] = 2,
+        column: ColumnOption = None,
+        backend: BackendOption = "ring",
+        timeout: TimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        col: str | int | None = int(column) if column is not None and column.isdigit() else column
+        spec = spec_for_file(file, ops, col, np, backend).override(timeout=timeout)
+        reduce_and_show(spec, as_json)
+
+    shortcut.__doc__ = f"{summary}\n\nExample: mlxrun {name} --np 4 data.txt"
+    app.command(name, epilog=EXIT_CODES_HELP)(shortcut)
+
+
+SHORTCUTS = {
+    "sum": "The exact sum of the numbers in FILE (floats correctly rounded).",
+    "mean": "The mean of the numbers in FILE (correctly rounded).",
+    "min": "The smallest number in FILE.",
+    "max": "The largest number in FILE.",
+    "count": "How many numbers FILE holds.",
+    "prod": "The product of the numbers in FILE (float64: may overflow to inf).",
+    "var": "The population variance of the numbers in FILE.",
+    "std": "The population standard deviation of the numbers in FILE.",
+}
+for _op, _summary in SHORTCUTS.items():
+    add_shortcut(_op, (_op,), _summary)
+add_shortcut(
+    "stats",
+    ("count", "sum", "mean", "std", "min", "max"),
+    "count, sum, mean, std, min and max of FILE in one pass.",
+)
+
+
+@app.command()
+def validate(spec: Annotated[Path, typer.Argument(help="The job spec (TOML) to check.")]) -> None:
+    """Check a job spec and its data without running it (exit 0 if it would run)."""
+    s = load_spec(spec)
+    check_data(s.data)
+    if s.job.hostfile is not None:
+        load_hostfile(s.job.hostfile, s.job.backend)
+    print(
+        f"ok: {spec}: job {s.job.name!r}, {s.job.np} ranks, {s.job.backend}, "
+        f"{s.data.describe()} ({s.data.format}), ops {', '.join(s.ops)}"
+    )
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example spec.")] = Path(
+        "job.toml"
+    ),
+) -> None:
+    """Write a commented example job spec (never overwrites a file)."""
+    try:
+        with path.open("x") as f:
+            f.write(EXAMPLE)
+    except FileExistsError:
+        raise UsageError(
+            f"{path}: already exists; choose another path or remove it first"
+        ) from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write ({e.strerror})") from None
+    print(f"wrote {path}: run it with `mlxrun run {path}`")
 
 
 def _is_click_error(e: Exception) -> bool:

@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +27,7 @@ from typing import Any
 
 from mlxrun import channel
 from mlxrun.channel import Kind
+from mlxrun.errors import ExitCode
 from mlxrun.launcher import JobSpec, Launch
 from mlxrun.output import LAUNCHER, RankOutput, split_lines
 
@@ -45,6 +46,19 @@ class Outcome(Enum):
     INTERRUPTED = "interrupted"
     TERMINATED = "terminated"
 
+    @property
+    def exit_code(self) -> ExitCode:
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    Outcome.OK: ExitCode.OK,
+    Outcome.FAILED: ExitCode.RANK_FAILED,
+    Outcome.TIMEOUT: ExitCode.TIMEOUT,
+    Outcome.INTERRUPTED: ExitCode.INTERRUPTED,
+    Outcome.TERMINATED: ExitCode.TERMINATED,
+}
+
 
 @dataclass
 class RankStatus:
@@ -59,7 +73,7 @@ class RankStatus:
     stopped: bool = False  # ended after mlxrun began stopping the job
     lost: bool = False  # its connection closed without an exit report
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
-    results: list[bytes] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)  # records the rank's worker sent
 
     @property
     def failed(self) -> bool:
@@ -122,8 +136,15 @@ class _Conn:
 
 
 class Supervisor:
-    def __init__(self, spec: JobSpec, output: RankOutput, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        output: RankOutput,
+        timeout: float | None = None,
+        on_record: Callable[[RankStatus, dict[str, Any]], None] | None = None,
+    ) -> None:
         self.spec = spec
+        self.on_record = on_record
         self.output = output
         self.timeout = timeout
         self.ranks = [RankStatus(r) for r in range(spec.np)]
@@ -165,10 +186,21 @@ class Supervisor:
             self.output.write(rank.rank, 1, payload)
             rank.stderr_tail.extend(line.decode(errors="replace") for line in split_lines(payload))
         elif kind is Kind.RESULT:
-            rank.results.append(payload)
+            for line in split_lines(payload):
+                self._on_record(rank, line)
         elif kind is Kind.EXIT:
             conn.exited = True
             self._ended(rank, int(json.loads(payload)["returncode"]))
+
+    def _on_record(self, rank: RankStatus, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return  # not from mlxrun's worker; a user's script may write anything there
+        if isinstance(record, dict):
+            rank.results.append(record)
+            if self.on_record is not None:
+                self.on_record(rank, record)
 
     def _on_hello(self, conn: _Conn, kind: Kind, payload: bytes) -> None:
         if kind is not Kind.HELLO:

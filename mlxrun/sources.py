@@ -1,0 +1,446 @@
+"""Data sources, and the shard of each one that a rank reads.
+
+A rank never reads more than its shard (plus a line's worth at its edges):
+- text (.txt/.csv/.tsv): the byte range [size*r/N, size*(r+1)/N) moved to
+  line starts, so every line belongs to exactly one rank, whatever N (ranks
+  beyond the number of lines get empty shards); read in bounded chunks;
+- .npy, uncompressed .npz members and .safetensors tensors: an element range
+  of a memory map;
+- generated data: only the rank's own index range, reproducible for any N.
+Memory per rank stays flat as the file grows: chunks are at most CHUNK_BYTES.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from mlxrun.errors import DataError
+from mlxrun.spec import Data
+
+CHUNK_BYTES = 8 * 1024 * 1024
+CHUNK_ITEMS = 1 << 20
+GENERATE_BLOCK = 1 << 20  # generated data is defined block by block, so any N sees the same values
+_INT_BYTES = b"0123456789+- \t\r\n,"
+_COMMENT = re.compile(rb"#[^\n]*")
+
+
+@dataclass
+class Shard:
+    """What one rank reads: its chunks, and how many bytes they came from."""
+
+    chunks: Iterator[np.ndarray]
+    bytes_total: int
+
+
+def span(total: int, rank: int, np_: int) -> tuple[int, int]:
+    """The rank's part [lo, hi) of `total` items or bytes: near-equal, in order."""
+    return total * rank // np_, total * (rank + 1) // np_
+
+
+# -- text ------------------------------------------------------------------
+
+
+def line_start_at_or_after(f: BinaryIO, offset: int) -> int:
+    """The offset of the first line that starts at or after `offset`."""
+    if offset == 0:
+        return 0
+    f.seek(offset - 1)
+    while True:
+        block = f.read(65536)
+        if not block:
+            return f.tell()
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return f.tell() - len(block) + nl + 1
+
+
+def text_range(path: Path, rank: int, np_: int) -> tuple[int, int]:
+    size = path.stat().st_size
+    lo, hi = span(size, rank, np_)
+    with path.open("rb") as f:
+        return line_start_at_or_after(f, lo), line_start_at_or_after(f, hi)
+
+
+def read_lines(path: Path, start: int, end: int) -> Iterator[tuple[bytes, int]]:
+    """Chunks of whole lines from [start, end), with each chunk's offset."""
+    with path.open("rb") as f:
+        f.seek(start)
+        pos, carry = start, b""
+        while pos < end:
+            block = f.read(min(CHUNK_BYTES, end - pos))
+            if not block:
+                break
+            pos += len(block)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if pos < end else len(data)
+            if cut:
+                yield data[:cut], pos - len(data)
+            carry = data[cut:]
+        if carry:
+            yield carry, pos - len(carry)
+
+
+def line_number(path: Path, offset: int) -> int:
+    """1-based number of the line at byte `offset` (only needed to report an error)."""
+    count, done = 1, 0
+    with path.open("rb") as f:
+        while done < offset:
+            block = f.read(min(CHUNK_BYTES, offset - done))
+            if not block:
+                break
+            count += block.count(b"\n")
+            done += len(block)
+    return count
+
+
+def _bad_token(tokens: list[bytes], dtype: str) -> bytes | None:
+    for token in tokens:
+        try:
+            int(token) if dtype == "int64" else float(token)
+        except ValueError:
+            return token
+        except OverflowError:
+            return token
+    return None
+
+
+def _not_a_number(path: Path, offset: int, chunk: bytes, dtype: str) -> DataError:
+    """Names the file, line and word (as written) of a chunk's first bad number."""
+    first = line_number(path, offset)
+    for i, line in enumerate(chunk.split(b"\n")):
+        for word in _COMMENT.sub(b"", line).split():
+            token = _bad_token(word.replace(b",", b" ").split(), dtype)
+            if token is None:
+                continue
+            shown = word.decode(errors="replace")
+            if dtype == "int64" and _bad_token([token], "float64") is None:
+                return DataError(f'{path}:{first + i}: not an integer: "{shown}" (dtype is int64)')
+            return DataError(f'{path}:{first + i}: not a number: "{shown}"')
+    return DataError(f"{path}: cannot parse the lines at byte {offset}")
+
+
+def parse_tokens(tokens: list[bytes], dtype: str, all_int: bool) -> np.ndarray:
+    """Numbers from tokens; raises ValueError/OverflowError on a bad one."""
+    raw = np.array(tokens) if tokens else np.array([], dtype="S1")
+    if dtype == "int64" or (dtype == "auto" and all_int):
+        try:
+            return raw.astype(np.int64)
+        except OverflowError:
+            if dtype == "int64":
+                raise
+            raise OverflowError("integer beyond int64") from None
+    values = raw.astype(np.float64)
+    if dtype == "float32":
+        values = values.astype(np.float32).astype(np.float64)
+    return values
+
+
+def parse_text(chunk: bytes, dtype: str) -> np.ndarray:
+    """All numbers of a chunk of lines: whitespace or commas between, # comments."""
+    if b"#" in chunk:
+        chunk = _COMMENT.sub(b"", chunk)
+    all_int = not chunk.translate(None, _INT_BYTES)
+    return parse_tokens(chunk.replace(b",", b" ").split(), dtype, all_int)
+
+
+def _int_overflow(path: Path, offset: int, chunk: bytes) -> DataError:
+    first = line_number(path, offset)
+    for i, line in enumerate(chunk.split(b"\n")):
+        for token in line.replace(b",", b" ").split():
+            if not -(2**63) <= int(token) < 2**63:
+                return DataError(
+                    f'{path}:{first + i}: integer out of the int64 range: "{token.decode()}" '
+                    '(set dtype = "float64" to sum it as a float)'
+                )
+    return DataError(f"{path}: integer out of the int64 range near byte {offset}")
+
+
+def text_shard(data: Data, rank: int, np_: int) -> Shard:
+    path = _existing(data)
+    start, end = text_range(path, rank, np_)
+
+    def chunks() -> Iterator[np.ndarray]:
+        for chunk, offset in read_lines(path, start, end):
+            try:
+                yield parse_text(chunk, data.dtype)
+            except OverflowError:
+                if data.dtype == "int64":
+                    raise _not_a_number(path, offset, chunk, "int64") from None
+                raise _int_overflow(path, offset, chunk) from None
+            except ValueError:
+                raise _not_a_number(path, offset, chunk, data.dtype) from None
+
+    return Shard(chunks(), end - start)
+
+
+# -- csv / tsv ------------------------------------------------------------------
+
+
+def csv_header(path: Path, delimiter: bytes) -> list[str]:
+    with path.open("rb") as f:
+        first = f.readline()
+    return [
+        c.strip().strip('"')
+        for c in first.decode(errors="replace").rstrip("\r\n").split(delimiter.decode())
+    ]
+
+
+def column_index(path: Path, header: list[str], column: str | int | None) -> int:
+    if column is None:
+        if len(header) == 1:
+            return 0
+        raise DataError(
+            f"{path}: has columns {', '.join(header)}: choose one with --column or data.column"
+        )
+    if isinstance(column, int) or column.isdigit():
+        index = int(column)
+        if not 0 <= index < len(header):
+            raise DataError(
+                f"{path}: no column {index} (it has {len(header)}: {', '.join(header)})"
+            )
+        return index
+    if column not in header:
+        from mlxrun.spec import did_you_mean
+
+        hint = did_you_mean(column, tuple(header))
+        raise DataError(f'{path}: no column "{column}"{hint}; columns: {", ".join(header)}')
+    return header.index(column)
+
+
+def delimited_shard(data: Data, rank: int, np_: int) -> Shard:
+    path = _existing(data)
+    delimiter = b"\t" if data.format == "tsv" else b","
+    header = csv_header(path, delimiter)
+    index = column_index(path, header, data.column)
+    with path.open("rb") as f:
+        body = len(f.readline())
+    size = path.stat().st_size - body
+    lo, hi = span(size, rank, np_)
+    with path.open("rb") as f:
+        start, end = line_start_at_or_after(f, body + lo), line_start_at_or_after(f, body + hi)
+
+    def chunks() -> Iterator[np.ndarray]:
+        for chunk, offset in read_lines(path, start, end):
+            lines = [line for line in chunk.split(b"\n") if line.strip()]
+            fields = [_field(line, delimiter, index) for line in lines]
+            try:
+                yield parse_tokens(
+                    fields, data.dtype, all(f.lstrip(b"+-").isdigit() for f in fields)
+                )
+            except (ValueError, OverflowError):
+                raise _bad_field(path, chunk, offset, delimiter, index, data.dtype) from None
+
+    return Shard(chunks(), end - start)
+
+
+def _field(line: bytes, delimiter: bytes, index: int) -> bytes:
+    parts = line.rstrip(b"\r").split(delimiter)
+    return parts[index].strip().strip(b'"') if index < len(parts) else b""
+
+
+def _bad_field(
+    path: Path, chunk: bytes, offset: int, delimiter: bytes, index: int, dtype: str
+) -> DataError:
+    first = line_number(path, offset)
+    for i, line in enumerate(chunk.split(b"\n")):
+        if not line.strip():
+            continue
+        field = _field(line, delimiter, index)
+        if _bad_token([field], dtype) is not None or not field:
+            return DataError(
+                f'{path}:{first + i}: not a number: "{field.decode(errors="replace")}"'
+            )
+    return DataError(f"{path}: cannot parse the lines at byte {offset}")
+
+
+# -- binary arrays ----------------------------------------------------------------
+
+_SAFETENSORS_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+    "I8": "i1", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?", "BF16": "<u2",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ArrayView:
+    """Where the raw elements of one array live in a file."""
+
+    path: Path
+    offset: int
+    dtype: np.dtype[Any]
+    count: int
+    bfloat16: bool = False
+
+
+def _npy_view(path: Path, f: BinaryIO, base: int, label: str) -> ArrayView:
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    except ValueError as e:
+        raise DataError(f"{label}: not a valid .npy array ({e})") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataError(f"{label}: holds {dtype}, not numbers")
+    del fortran  # the order of elements does not change any reduction mlxrun offers
+    return ArrayView(path, base + f.tell(), dtype, int(np.prod(shape)))
+
+
+def npy_view(path: Path) -> ArrayView:
+    with path.open("rb") as f:
+        return _npy_view(path, f, 0, str(path))
+
+
+def npz_view(path: Path, member: str | int | None) -> ArrayView:
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: not a valid .npz file") from None
+    with zf:
+        names = [n.removesuffix(".npy") for n in zf.namelist()]
+        name = _pick(path, names, member, "array")
+        info = zf.getinfo(name + ".npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise DataError(
+                f"{path}: array {name} is compressed; save it with np.savez (not savez_compressed)"
+            )
+    with path.open("rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        start = info.header_offset + 30 + name_len + extra_len
+        f.seek(start)
+        view = _npy_view(path, f, 0, f"{path}[{name}]")
+        return ArrayView(path, view.offset, view.dtype, view.count)
+
+
+def safetensors_view(path: Path, member: str | int | None) -> ArrayView:
+    with path.open("rb") as f:
+        try:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+        except (struct.error, ValueError):
+            raise DataError(f"{path}: not a valid .safetensors file") from None
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    name = _pick(path, sorted(tensors), member, "tensor")
+    meta = tensors[name]
+    if meta["dtype"] not in _SAFETENSORS_DTYPES:
+        raise DataError(
+            f"{path}: tensor {name} has dtype {meta['dtype']}, not a supported number type"
+        )
+    dtype = np.dtype(_SAFETENSORS_DTYPES[meta["dtype"]])
+    begin, end = meta["data_offsets"]
+    return ArrayView(
+        path, 8 + n + begin, dtype, (end - begin) // dtype.itemsize, meta["dtype"] == "BF16"
+    )
+
+
+def _pick(path: Path, names: list[str], member: str | int | None, what: str) -> str:
+    if member is None:
+        if len(names) == 1:
+            return names[0]
+        raise DataError(
+            f"{path}: holds {what}s {', '.join(names)}: choose one with --column or data.column"
+        )
+    if isinstance(member, int):
+        if not 0 <= member < len(names):
+            raise DataError(f"{path}: no {what} {member} (it has {len(names)})")
+        return names[member]
+    if member not in names:
+        raise DataError(f'{path}: no {what} "{member}"; it has {", ".join(names)}')
+    return member
+
+
+def as_numbers(raw: np.ndarray, view: ArrayView) -> np.ndarray:
+    """int64 or float64, the two types the reductions take, without losing a bit."""
+    if view.bfloat16:
+        return (raw.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    if raw.dtype.kind == "f":
+        return raw.astype(np.float64)
+    if raw.dtype == np.uint64 and raw.size and int(raw.max()) >= 2**63:
+        raise DataError(f"{view.path}: uint64 values of 2**63 or more are not supported")
+    return raw.astype(np.int64)
+
+
+def array_shard(view: ArrayView, rank: int, np_: int) -> Shard:
+    lo, hi = span(view.count, rank, np_)
+
+    def chunks() -> Iterator[np.ndarray]:
+        if hi <= lo:
+            return
+        mm = np.memmap(
+            view.path, dtype=view.dtype, mode="r", offset=view.offset, shape=(view.count,)
+        )
+        for i in range(lo, hi, CHUNK_ITEMS):
+            yield as_numbers(np.asarray(mm[i : min(hi, i + CHUNK_ITEMS)]), view)
+        del mm
+
+    return Shard(chunks(), (hi - lo) * view.dtype.itemsize)
+
+
+# -- generated ----------------------------------------------------------------------
+
+
+def generated_block(
+    kind: str, distribution: str, seed: int, start: int, block: int, n: int
+) -> np.ndarray:
+    lo = block * GENERATE_BLOCK
+    size = min(GENERATE_BLOCK, n - lo)
+    if kind == "range":
+        return np.arange(start + lo, start + lo + size, dtype=np.int64)
+    rng = np.random.default_rng([seed, block])
+    if distribution == "uniform":
+        return rng.random(size)
+    if distribution == "integers":
+        return rng.integers(-1_000_000, 1_000_000, size, dtype=np.int64)
+    return rng.standard_normal(size)
+
+
+def generated_shard(data: Data, rank: int, np_: int) -> Shard:
+    g = data.generate
+    assert g is not None
+    lo, hi = span(g.n, rank, np_)
+
+    def chunks() -> Iterator[np.ndarray]:
+        for block in range(lo // GENERATE_BLOCK, (hi - 1) // GENERATE_BLOCK + 1 if hi > lo else 0):
+            values = generated_block(g.kind, g.distribution, g.seed, g.start, block, g.n)
+            first = block * GENERATE_BLOCK
+            yield values[max(lo - first, 0) : hi - first]
+
+    return Shard(chunks(), (hi - lo) * 8)
+
+
+# -- dispatch -------------------------------------------------------------------------
+
+
+def _existing(data: Data) -> Path:
+    assert data.path is not None
+    if not data.path.is_file():
+        raise DataError(f"{data.path}: no such file")
+    return data.path
+
+
+def open_shard(data: Data, rank: int, np_: int) -> Shard:
+    """The chunks of numbers that rank `rank` of `np_` reduces."""
+    if data.generate is not None:
+        return generated_shard(data, rank, np_)
+    path = _existing(data)
+    if data.format == "text":
+        return text_shard(data, rank, np_)
+    if data.format in ("csv", "tsv"):
+        return delimited_shard(data, rank, np_)
+    if data.format == "npy":
+        return array_shard(npy_view(path), rank, np_)
+    if data.format == "npz":
+        return array_shard(npz_view(path, data.column), rank, np_)
+    return array_shard(safetensors_view(path, data.column), rank, np_)

@@ -1,0 +1,201 @@
+"""The worker of a reduction job: runs on every rank, under the rank's agent.
+
+`python -m mlxrun.worker PLAN_JSON` joins the MLX group, checks that every
+peer belongs to this job, reduces its own shard, combines the partials with
+MLX collectives (all_sum, all_gather) and writes one JSON record to the
+result channel. Every rank computes the same final answer; mlxrun compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mlxrun import reductions
+from mlxrun.agent import RESULT_FD_ENV
+from mlxrun.errors import DataError
+from mlxrun.results import jsonable
+from mlxrun.sources import open_shard
+from mlxrun.spec import Data, Generate
+
+PROGRESS_SECONDS = 0.5
+LOCAL_OPS = ("count", "sum", "mean", "min", "max", "var", "std", "prod")  # shown per rank
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every rank is told: the same for all of them."""
+
+    job_id: str
+    np: int
+    backend: str
+    data: Data
+    ops: tuple[str, ...]
+    bins: int
+
+    def to_json(self) -> str:
+        raw = asdict(self)
+        raw["data"]["path"] = str(self.data.path) if self.data.path else None
+        return json.dumps(raw)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        d = raw["data"]
+        gen = Generate(**d["generate"]) if d["generate"] else None
+        from pathlib import Path
+
+        data = Data(
+            Path(d["path"]) if d["path"] else None, d["format"], d["column"], d["dtype"], gen
+        )
+        return cls(raw["job_id"], raw["np"], raw["backend"], data, tuple(raw["ops"]), raw["bins"])
+
+
+class Reporter:
+    """Writes JSON records to the agent's result pipe (one per line)."""
+
+    def __init__(self) -> None:
+        fd = os.environ.get(RESULT_FD_ENV)
+        self.out = os.fdopen(int(fd), "w") if fd else sys.stdout
+
+    def send(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+
+def job_fingerprint(job_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:7], "big")
+
+
+def join_group(plan: Plan) -> Any:
+    import mlx.core as mx
+
+    if plan.np == 1:
+        return mx.distributed.init()
+    return mx.distributed.init(strict=True, backend=plan.backend)
+
+
+class Collectives:
+    """The only way ranks combine anything: MLX collectives, on the CPU stream."""
+
+    def __init__(self, group: Any) -> None:
+        import mlx.core as mx
+
+        self.mx, self.group = mx, group
+
+    def _array(self, x: np.ndarray) -> Any:
+        # mx.array narrows float64 to float32 unless told otherwise: that would lose bits.
+        assert x.dtype in (np.float64, np.int64), x.dtype
+        return self.mx.array(x, dtype=self.mx.float64 if x.dtype == np.float64 else self.mx.int64)
+
+    def all_sum(self, x: np.ndarray) -> np.ndarray:
+        mx = self.mx
+        return np.array(mx.distributed.all_sum(self._array(x), group=self.group, stream=mx.cpu))
+
+    def all_gather(self, x: np.ndarray) -> np.ndarray:
+        mx = self.mx
+        out = mx.distributed.all_gather(self._array(x), group=self.group, stream=mx.cpu)
+        return np.array(out).reshape(self.group.size(), -1)
+
+
+def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
+    """Every peer must be a rank of this very job: ports can be shared by mistake."""
+    if group.size() != plan.np:
+        raise RuntimeError(f"expected a group of {plan.np} ranks, MLX formed one of {group.size()}")
+    ids = coll.all_gather(np.array([job_fingerprint(plan.job_id)], dtype=np.int64))
+    if not (ids == job_fingerprint(plan.job_id)).all():
+        raise RuntimeError("a rank of another job answered on this job's ports; results discarded")
+
+
+def reduce_shard(
+    plan: Plan, rank: int, reporter: Reporter
+) -> tuple[reductions.Partial, int, float]:
+    shard = open_shard(plan.data, rank, plan.np)
+    part = reductions.Partial()
+    start = last = time.perf_counter()
+    for chunk in shard.chunks:
+        part.add(chunk)
+        now = time.perf_counter()
+        if now - last > PROGRESS_SECONDS:
+            reporter.send({"progress": part.count})
+            last = now
+    return part, shard.bytes_total, time.perf_counter() - start
+
+
+def histogram(plan: Plan, rank: int, state: reductions.Partial, coll: Collectives) -> np.ndarray:
+    """The second pass: bins need the global min and max first."""
+    counts = np.zeros(plan.bins, dtype=np.int64)
+    try:
+        lo, hi = reductions.histogram_range(state, plan.bins)
+    except ValueError:
+        lo, hi = 0.0, 1.0  # finalize explains why there is no histogram; keep the collective
+    else:
+        for chunk in open_shard(plan.data, rank, plan.np).chunks:
+            counts += reductions.histogram_counts(chunk, lo, hi, plan.bins)
+    return coll.all_sum(counts)
+
+
+def run(plan: Plan, reporter: Reporter) -> int:
+    group = join_group(plan)
+    coll = Collectives(group)
+    verify_group(plan, group, coll)
+    rank = group.rank()
+    error = None
+    try:
+        part, nbytes, seconds = reduce_shard(plan, rank, reporter)
+    except DataError as e:
+        error = str(e)
+    # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
+    if coll.all_sum(np.array([error is not None], dtype=np.int64))[0]:
+        if error is not None:
+            reporter.send({"error": error})
+        return 2
+    local = reductions.finalize(part, [op for op in LOCAL_OPS if op in plan.ops])
+    local.values.pop("nan_count", None)
+    enc = part.encode()
+    state = reductions.combine(
+        coll.all_sum(enc.summed),
+        coll.all_gather(enc.gathered_ints),
+        coll.all_gather(enc.gathered_floats),
+    )
+    counts = histogram(plan, rank, state, coll) if "histogram" in plan.ops else None
+    final = reductions.finalize(state, plan.ops, bins=plan.bins, histogram=counts)
+    reporter.send(
+        {
+            "rank": rank,
+            "host": socket.gethostname(),
+            "count": part.count,
+            "bytes": nbytes,
+            "seconds": seconds,
+            "partials": jsonable(local.values),
+            "results": jsonable(final.values),
+            "reasons": final.reasons,
+        }
+    )
+    return 0
+
+
+def main(argv: list[str]) -> None:
+    reporter = Reporter()
+    try:
+        code = run(Plan.from_json(argv[0]), reporter)
+    except Exception as e:  # noqa: BLE001 - reported, then the rank exits non-zero
+        print(f"mlxrun worker: {type(e).__name__}: {e}", file=sys.stderr)
+        code = 1
+    if code:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Not sys.exit: under MPI a failed rank would hang in MPI_Finalize (MLX_FACTS).
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
