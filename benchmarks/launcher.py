@@ -97,12 +97,17 @@ def main() -> None:
     show("CPU-bound 2-rank job (target: mlxrun <= 1.10x direct)", cpu, "ranks spawned directly")
     init = [sys.executable, "-c", "import mlx.core as mx; mx.distributed.init()"]
     startup = compare(
-        {"mlx.launch -n 2 (init only)": [*launch, "--", *init], "mlxrun exec --np 2 (init only)": [*mlxrun, *init]},
+        {
+            "mlx.launch -n 2 (init only)": [*launch, "--", *init],
+            "mlxrun exec --np 2 (init only)": [*mlxrun, *init],
+        },
         args.repeat * 3,
     )
     show("Start-up of an empty 2-rank job", startup, "mlx.launch -n 2 (init only)")
     out = HERE / "results" / "launcher.json"
-    out.write_text(json.dumps({"cpu_bound": cpu, "startup": startup, "loop": args.loop}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"cpu_bound": cpu, "startup": startup, "loop": args.loop}, indent=2) + "\n"
+    )
     print(f"\nwrote {out}")
 
 

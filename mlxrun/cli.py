@@ -161,6 +161,8 @@ def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
         hist = histogram_table(result)
         if hist is not None:
             console.print(hist)
+        for op, reason in result.reasons.items():
+            console.print(f"{op}: {reason}", markup=False, highlight=False)
 
 
 @app.command("run", epilog=EXIT_CODES_HELP)

@@ -125,7 +125,7 @@ def result_table(result: JobResult, data: str) -> Table:
         if op == "histogram" and value is not None:
             shown = "see the histogram below"
         else:
-            shown = show_value(value) if value is not None else result.reasons.get(op, "-")
+            shown = show_value(value) if value is not None else "undefined (see below)"
         table.add_row(op, "", "", "", shown, "", "", style="bold")
     nan_count = result.results.get("nan_count", 0)
     if nan_count:

@@ -151,7 +151,18 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+# Names users reach for that are too far from ours for a spelling match.
+SYNONYMS = {
+    "avg": "mean", "average": "mean", "total": "sum", "minimum": "min", "maximum": "max",
+    "stddev": "std", "stdev": "std", "variance": "var", "product": "prod", "hist": "histogram",
+    "len": "count", "size": "count", "n": "count",
+}  # fmt: skip
+
+
 def did_you_mean(word: str, choices: tuple[str, ...]) -> str:
+    synonym = SYNONYMS.get(word.lower())
+    if synonym in choices:
+        return f' (did you mean "{synonym}"?)'
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f' (did you mean "{close[0]}"?)' if close else ""
 

@@ -1,0 +1,734 @@
+"""The algebra of distributed reductions: per-rank partial states, their fixed-length encodings,
+and the final answers. Pure numpy + standard library: no I/O, no MLX.
+
+Protocol (what the worker does; `simulate` below runs it in one process)::
+
+    part = Partial()
+    for chunk in my_chunks:                    # float64 or int64, 1-D, in data order
+        part.add(chunk)
+    enc = part.encode()
+    state = combine(all_sum(enc.summed), all_gather(enc.gathered_ints),
+                    all_gather(enc.gathered_floats))    # the same on every rank
+    if "histogram" in ops:                     # second pass: needs the global min and max
+        lo, hi = histogram_range(state, bins)  # ValueError(reason) if no finite bins exist
+        counts = all_sum(sum(histogram_counts(c, lo, hi, bins) for c in my_chunks))
+    results = finalize(state, ops, bins=bins, histogram=counts)
+
+Ranks are ordered: rank r's items come after every item of ranks < r, so a global index is the
+item count of the lower ranks plus the local index.
+
+Exact sums. Every finite float64 is an integer multiple of 2**-1074, so the exact sum of any
+floats is an integer S scaled by 2**1074. Floats with the same biased exponent e are all
+multiples of one unit 2**(max(e, 1) - 1075) and below 2**53 units. Per chunk we split each float
+x, vectorised, into `high` (x with its low 26 fraction bits cleared) and `low = x - high` (exact),
+and add both per exponent with float64 `np.bincount`: in units of the bin, high parts are
+multiples of 2**26 below 2**53 and low parts are below 2**26, so over a block of at most 2**24
+items no running total needs more than 53 significant bits and nothing is rounded. (The top
+exponents are scaled down by 2**-128 first so the totals cannot overflow.) The at most 2047
+bin totals are then converted exactly to integers and added into the Python int S. Int64 data
+is summed exactly on its own (32-bit halves, int64 totals) into a second Python int, together
+with the exact sum of squares, which makes the variance of integer data exact; the final sum
+is S / 2**1074 + the int sum, computed exactly.
+
+Cross-rank sums travel as fixed-length vectors of 32-bit limbs held in int64: a signed total T
+is encoded as the base-2**32 digits of T mod 2**(32 L) (two's complement over 32 L bits). The
+element-wise int64 sum of the limb vectors of up to 2**20 ranks cannot overflow (each limb is
+below 2**32), and sum(limb_k << 32 k), read mod 2**(32 L) as a signed number, is the exact total
+as long as |total| < 2**(32 L - 1). L is chosen for 2**40 values per rank on 2**20 ranks.
+
+`sum` is therefore the correctly rounded exact sum (bit-identical to `math.fsum` and to itself
+for any split into chunks and ranks) and `mean` the correctly rounded exact sum / count. An exact
+zero sum is +0.0, as `math.fsum` gives on Python 3.11 (3.12+ fsum keeps -0.0 when every addend
+is -0.0). Where `math.fsum` raises OverflowError on an intermediate sum, the exact sum here still
+gives the finite answer when it fits, and +-inf when the exact sum itself rounds past the
+float64 maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import NamedTuple, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+OPS = (
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "count",
+    "prod",
+    "var",
+    "std",
+    "histogram",
+    "argmin",
+    "argmax",
+)
+DEFAULT_BINS = 10
+
+Number: TypeAlias = "int | float"
+Value: TypeAlias = "int | float | list[int] | list[float] | None"
+IntArray: TypeAlias = "npt.NDArray[np.int64]"
+FloatArray: TypeAlias = "npt.NDArray[np.float64]"
+
+_SCALE = 1074  # every finite float64 is an integer multiple of 2**-_SCALE
+_FRAC_BITS = 52
+_LOW_BITS = 26  # fraction bits cleared in the high part (see _binned_sum)
+_EXPONENT_BINS = 2047  # biased exponents of finite floats: 0 (subnormal) .. 2046
+_FLOAT_BLOCK = 1 << 24  # bin totals stay exact in float64 (see _binned_sum)
+_HUGE_EXPONENT = 2000  # from 2**977 up, 2**24 values could sum past the float64 maximum
+_HUGE_SHIFT = 128
+_INT_BLOCK = 1 << 20  # products of 21/22-bit pieces summed over a block stay below 2**63
+
+# Limb counts. Float sums: |x| < 2**1024, scaled by 2**1074, times 2**60 values -> 2**2158.
+# Int sums: 2**63 * 2**60 -> 2**123. Int sums of squares: 2**126 * 2**60 -> 2**186.
+_LIMB_BITS = 32
+_LIMBS_FLOAT_SUM = 68  # 2176 bits
+_LIMBS_INT_SUM = 4  # 128 bits
+_LIMBS_INT_SQUARES = 6  # 192 bits
+
+# Layout of the all_sum vector (int64).
+_S_NAN, _S_POSINF, _S_NEGINF, _S_SAW_FLOAT, _S_COUNT_INT = range(5)
+_S_FLOAT_SUM = 5
+_S_INT_SUM = _S_FLOAT_SUM + _LIMBS_FLOAT_SUM
+_S_INT_SQUARES = _S_INT_SUM + _LIMBS_INT_SUM
+SUMMED_LEN = _S_INT_SQUARES + _LIMBS_INT_SQUARES
+
+# Layout of the all_gather int64 vector (one row per rank). Kinds: 0 none, 1 int, 2 float.
+(
+    _G_COUNT,
+    _G_FIRST_NAN,
+    _G_COUNT_FLOAT,
+    _G_MIN_KIND,
+    _G_MIN_INT,
+    _G_MIN_INDEX,
+    _G_MAX_KIND,
+    _G_MAX_INT,
+    _G_MAX_INDEX,
+) = range(9)
+GATHERED_INTS_LEN = 9
+
+# Layout of the all_gather float64 vector (one row per rank).
+_F_MIN, _F_MAX, _F_M2, _F_MEAN_HI, _F_MEAN_LO, _F_PROD = range(6)
+GATHERED_FLOATS_LEN = 6
+
+_KIND_NONE, _KIND_INT, _KIND_FLOAT = 0, 1, 2
+
+
+# ---------------------------------------------------------------- exact integer helpers
+
+
+def _to_float(numerator: int, denominator: int) -> float:
+    """numerator / denominator correctly rounded (CPython's int true division is), +-inf on
+    overflow instead of OverflowError."""
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return math.inf if (numerator < 0) == (denominator < 0) else -math.inf
+
+
+def _scaled(x: float) -> int:
+    """The finite float x as the exact integer x * 2**1074."""
+    numerator, denominator = x.as_integer_ratio()
+    return numerator * ((1 << _SCALE) // denominator)
+
+
+def _to_limbs(total: int, limbs: int) -> IntArray:
+    """Two's complement of total over 32 * limbs bits, as little-endian 32-bit limbs."""
+    width = _LIMB_BITS * limbs
+    if not -(1 << (width - 1)) <= total < 1 << (width - 1):
+        raise OverflowError(f"exact sum needs more than {width} bits")
+    raw = (total % (1 << width)).to_bytes(4 * limbs, "little")
+    return np.frombuffer(raw, dtype="<u4").astype(np.int64)
+
+
+def _from_limbs(limb_sums: IntArray) -> int:
+    """Inverse of _to_limbs after an element-wise sum over ranks: limbs may exceed 32 bits."""
+    width = _LIMB_BITS * len(limb_sums)
+    total = sum(int(limb) << (_LIMB_BITS * k) for k, limb in enumerate(limb_sums.tolist()))
+    total %= 1 << width
+    return total - (1 << width) if total >> (width - 1) else total
+
+
+# ---------------------------------------------------------------- per-chunk kernels
+
+
+def _float_scaled_sum(x: FloatArray) -> int:
+    """Exact sum of finite floats, scaled by 2**1074 (see the module docstring)."""
+    total = 0
+    for start in range(0, len(x), _FLOAT_BLOCK):
+        total += _float_scaled_sum_block(x[start : start + _FLOAT_BLOCK])
+    return total
+
+
+def _float_scaled_sum_block(x: FloatArray) -> int:
+    exponent = (x.view(np.int64) >> _FRAC_BITS) & 0x7FF
+    if int(exponent.max()) < _HUGE_EXPONENT:
+        return _binned_sum(x, exponent)
+    # Bin totals near the top of the range could overflow float64: scale those values down
+    # by an exact power of two (they are far from the subnormals) and shift back as ints.
+    huge = exponent >= _HUGE_EXPONENT
+    small = ~huge
+    scaled_down = _binned_sum(np.ldexp(x[huge], -_HUGE_SHIFT), exponent[huge])
+    return (scaled_down << _HUGE_SHIFT) + _binned_sum(x[small], exponent[small])
+
+
+def _binned_sum(x: FloatArray, exponent: IntArray) -> int:
+    """Exact sum, scaled by 2**1074, of finite floats binned by their biased exponent.
+
+    Within one bin every value is a multiple of the bin's unit, so clearing the low 26 of the
+    52 fraction bits gives a float `high` (a multiple of 2**26 units, below 2**27 of them
+    counting the implicit bit) and `low = x - high` (exact, below 2**26 units). Over at most
+    2**24 items every running bin total of either part needs at most 51 significant bits, so
+    float64 `np.bincount` adds them without rounding."""
+    high = (x.view(np.int64) & ~np.int64((1 << _LOW_BITS) - 1)).view(np.float64)
+    low = x - high
+    high_bins = np.bincount(exponent, weights=high, minlength=_EXPONENT_BINS)
+    low_bins = np.bincount(exponent, weights=low, minlength=_EXPONENT_BINS)
+    used = np.flatnonzero((high_bins != 0) | (low_bins != 0)).tolist()
+    high_list, low_list = high_bins.tolist(), low_bins.tolist()
+    return sum(_scaled(high_list[k]) + _scaled(low_list[k]) for k in used)
+
+
+def _int_sums(x: IntArray) -> tuple[int, int]:
+    """Exact sum and sum of squares of int64 values, as Python ints."""
+    total = squares = 0
+    for start in range(0, len(x), _INT_BLOCK):
+        block = x[start : start + _INT_BLOCK]
+        # x = high * 2**32 + low: both partial sums fit int64 for blocks below 2**31 items.
+        total += (int(np.sum(block >> 32)) << 32) + int(np.sum(block & 0xFFFFFFFF))
+        squares += _int_squares_block(block)
+    return total, squares
+
+
+def _int_squares_block(x: IntArray) -> int:
+    # x = a * 2**42 + b * 2**21 + c with a signed below 2**21 and 0 <= b, c < 2**21: every
+    # pairwise product is below 2**42, so a block of 2**20 of them sums exactly in int64.
+    a = x >> 42
+    b = (x >> 21) & 0x1FFFFF
+    c = x & 0x1FFFFF
+
+    def dot(u: IntArray, v: IntArray) -> int:
+        return int(np.dot(u, v))
+
+    return (
+        (dot(a, a) << 84)
+        + (dot(a, b) << 64)
+        + ((2 * dot(a, c) + dot(b, b)) << 42)
+        + (dot(b, c) << 22)
+        + dot(c, c)
+    )
+
+
+def _sum_of_squared_deviations(x: FloatArray, center: float) -> float:
+    """Corrected two-pass: sum((x - c)**2) - (sum(x - c))**2 / n is the sum of squared
+    deviations about the true mean even though the float center c is only close to it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        deviations = x - center
+        squares = float(np.sum(np.square(deviations)))  # pairwise summation
+        if not math.isfinite(squares):
+            return math.inf  # the true value overflows too (see Partial docstring)
+        drift = float(np.sum(deviations))
+    return max(0.0, squares - drift * (drift / len(x)))  # the correction cannot overflow
+
+
+def _merge_m2(n_a: int, s_a: int, m2_a: float, n_b: int, s_b: int, m2_b: float) -> float:
+    """Chan et al.: M2 = M2_a + M2_b + delta**2 * n_a * n_b / n, with delta taken exactly from
+    the scaled sums s = n * mean * 2**1074 so that a large common offset costs no precision."""
+    if n_a == 0 or n_b == 0:
+        return m2_a + m2_b
+    gap = s_b * n_a - s_a * n_b  # delta * n_a * n_b * 2**1074
+    term = _to_float(gap * gap, (n_a * n_b * (n_a + n_b)) << (2 * _SCALE))
+    return m2_a + m2_b + term
+
+
+def _first(mask: npt.NDArray[np.bool_]) -> int:
+    return int(np.argmax(mask))
+
+
+# ---------------------------------------------------------------- the partial state
+
+
+@dataclass
+class _Extreme:
+    """A NaN-ignoring min or max and the local index of its first occurrence."""
+
+    value: Number
+    index: int
+
+
+@dataclass
+class Partial:
+    """One rank's (or one chunk's) reduction state, fed in data order.
+
+    Semantics worth knowing:
+    - NaN propagates: if any NaN is present, min and max are nan and argmin/argmax are the
+      index of the first NaN. The fields `low`/`high` ignore NaN (the histogram range uses them).
+    - Integers are exact: sum is a Python int when no float was seen, min/max are ints, and
+      the variance of pure int data is the correctly rounded exact value.
+    - var/std of floats: per-chunk corrected two-pass about the correctly rounded chunk mean,
+      merged with Chan's formula whose mean difference is exact; nan if any NaN or inf is
+      present. The sum of squared deviations is a float64, so var is inf once that sum
+      overflows (deviations beyond ~1e154), even where the variance alone would fit.
+    - prod is the float64 product (ints converted to float64) in chunk then rank order, with
+      IEEE overflow to +-inf and underflow to 0.0 in intermediate products; prod of nothing is
+      1.0 (the empty product).
+    """
+
+    count: int = 0  # every value, NaN included
+    nan_count: int = 0
+    posinf_count: int = 0
+    neginf_count: int = 0
+    first_nan: int | None = None
+    saw_float: bool = False
+    float_count: int = 0  # finite floats: the float moments
+    float_sum: int = 0  # exact, scaled by 2**1074
+    float_m2: float = 0.0  # sum of squared deviations about the float mean
+    int_count: int = 0
+    int_sum: int = 0  # exact
+    int_squares: int = 0  # exact
+    low: _Extreme | None = None
+    high: _Extreme | None = None
+    prod: float = 1.0
+
+    def add(self, chunk: npt.NDArray[np.generic]) -> None:
+        """Feed the next chunk (1-D; float16/32/64 and signed/small unsigned ints are widened
+        exactly to float64 or int64)."""
+        chunk_state = Partial()
+        data = _normalise(chunk)
+        if data.dtype == np.float64:
+            chunk_state._add_floats(data.astype(np.float64, copy=False))
+        else:
+            chunk_state._add_ints(data.astype(np.int64, copy=False))
+        self.merge(chunk_state)
+
+    def _add_floats(self, x: FloatArray) -> None:
+        n = len(x)
+        if n == 0:
+            return
+        self.count = n
+        self.saw_float = True
+        self._prod_of(x)
+        special = ((x.view(np.int64) >> _FRAC_BITS) & 0x7FF) == 0x7FF
+        if special.any():
+            nan = np.isnan(x)
+            self.nan_count = int(np.count_nonzero(nan))
+            self.posinf_count = int(np.count_nonzero(x == math.inf))
+            self.neginf_count = int(np.count_nonzero(x == -math.inf))
+            if self.nan_count:
+                self.first_nan = _first(nan)
+            kept = np.flatnonzero(~nan)
+            self._extremes_of(x[kept], kept)
+            x = x[~special]
+        else:
+            self._extremes_of(x, None)
+        if len(x):
+            self.float_count = len(x)
+            self.float_sum = _float_scaled_sum(x)
+            center = self.float_sum / (len(x) << _SCALE)  # correctly rounded, finite
+            self.float_m2 = _sum_of_squared_deviations(x, center)
+
+    def _add_ints(self, x: IntArray) -> None:
+        n = len(x)
+        if n == 0:
+            return
+        self.count = self.int_count = n
+        self.int_sum, self.int_squares = _int_sums(x)
+        self._extremes_of(x, None)
+        self._prod_of(x.astype(np.float64))
+
+    def _extremes_of(self, x: FloatArray | IntArray, positions: IntArray | None) -> None:
+        if len(x) == 0:
+            return
+        where = [int(np.argmin(x)), int(np.argmax(x))]  # first occurrences
+        low, high = (x[i].item() for i in where)
+        if positions is not None:
+            where = [int(positions[i]) for i in where]
+        self.low, self.high = _Extreme(low, where[0]), _Extreme(high, where[1])
+
+    def _prod_of(self, x: FloatArray) -> None:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            self.prod = float(np.prod(x))
+
+    def merge(self, other: Partial) -> None:
+        """Absorb `other`, whose items come after all of this state's items."""
+        offset = self.count
+        if self.first_nan is None and other.first_nan is not None:
+            self.first_nan = offset + other.first_nan
+        self.low = _pick(self.low, other.low, offset, lambda new, old: new < old)
+        self.high = _pick(self.high, other.high, offset, lambda new, old: new > old)
+        self.float_m2 = _merge_m2(
+            self.float_count,
+            self.float_sum,
+            self.float_m2,
+            other.float_count,
+            other.float_sum,
+            other.float_m2,
+        )
+        self.count += other.count
+        self.nan_count += other.nan_count
+        self.posinf_count += other.posinf_count
+        self.neginf_count += other.neginf_count
+        self.saw_float = self.saw_float or other.saw_float
+        self.float_count += other.float_count
+        self.float_sum += other.float_sum
+        self.int_count += other.int_count
+        self.int_sum += other.int_sum
+        self.int_squares += other.int_squares
+        self.prod *= other.prod  # Python floats follow IEEE here: inf, 0.0 or nan, no error
+
+    def encode(self) -> Encoded:
+        """This state as three fixed-length vectors (lengths SUMMED_LEN, GATHERED_INTS_LEN,
+        GATHERED_FLOATS_LEN): all_sum the first, all_gather the other two."""
+        summed = np.zeros(SUMMED_LEN, dtype=np.int64)
+        summed[_S_NAN] = self.nan_count
+        summed[_S_POSINF] = self.posinf_count
+        summed[_S_NEGINF] = self.neginf_count
+        summed[_S_SAW_FLOAT] = int(self.saw_float)
+        summed[_S_COUNT_INT] = self.int_count
+        summed[_S_FLOAT_SUM:_S_INT_SUM] = _to_limbs(self.float_sum, _LIMBS_FLOAT_SUM)
+        summed[_S_INT_SUM:_S_INT_SQUARES] = _to_limbs(self.int_sum, _LIMBS_INT_SUM)
+        summed[_S_INT_SQUARES:] = _to_limbs(self.int_squares, _LIMBS_INT_SQUARES)
+
+        ints = np.zeros(GATHERED_INTS_LEN, dtype=np.int64)
+        floats = np.zeros(GATHERED_FLOATS_LEN, dtype=np.float64)
+        ints[_G_COUNT] = self.count
+        ints[_G_FIRST_NAN] = -1 if self.first_nan is None else self.first_nan
+        ints[_G_COUNT_FLOAT] = self.float_count
+        _encode_extreme(self.low, ints, floats, _G_MIN_KIND, _G_MIN_INT, _G_MIN_INDEX, _F_MIN)
+        _encode_extreme(self.high, ints, floats, _G_MAX_KIND, _G_MAX_INT, _G_MAX_INDEX, _F_MAX)
+        floats[_F_M2] = self.float_m2
+        # The float mean as a double-double (error ~2**-106 relative): enough for Chan's
+        # merge across ranks, while the exact float sum itself travels in the all_sum.
+        if self.float_count:
+            denominator = self.float_count << _SCALE
+            mean_hi = self.float_sum / denominator
+            floats[_F_MEAN_HI] = mean_hi
+            floats[_F_MEAN_LO] = _to_float(
+                self.float_sum - _scaled(mean_hi) * self.float_count, denominator
+            )
+        floats[_F_PROD] = self.prod
+        return Encoded(summed, ints, floats)
+
+
+class Encoded(NamedTuple):
+    summed: IntArray  # all_sum across ranks
+    gathered_ints: IntArray  # all_gather across ranks
+    gathered_floats: FloatArray  # all_gather across ranks
+
+
+def _normalise(chunk: npt.NDArray[np.generic]) -> FloatArray | IntArray:
+    array = np.asarray(chunk)
+    if array.ndim != 1:
+        raise ValueError(f"chunks must be 1-D, got shape {array.shape}")
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "f" and size <= 8:
+        return array.astype(np.float64, copy=False)
+    if kind in "bi" or (kind == "u" and size < 8):
+        return array.astype(np.int64, copy=False)
+    raise TypeError(f"unsupported dtype {array.dtype}: use float64 or int64")
+
+
+def _pick(
+    mine: _Extreme | None,
+    theirs: _Extreme | None,
+    offset: int,
+    better: Callable[[Number, Number], bool],
+) -> _Extreme | None:
+    """The extreme of two ordered states; ties keep the earlier one (first occurrence)."""
+    if theirs is None:
+        return mine
+    if mine is None or better(theirs.value, mine.value):
+        return _Extreme(theirs.value, offset + theirs.index)
+    return mine
+
+
+def _encode_extreme(
+    extreme: _Extreme | None,
+    ints: IntArray,
+    floats: FloatArray,
+    kind_at: int,
+    int_at: int,
+    index_at: int,
+    float_at: int,
+) -> None:
+    if extreme is None:
+        return
+    ints[index_at] = extreme.index
+    if isinstance(extreme.value, int):
+        ints[kind_at], ints[int_at] = _KIND_INT, extreme.value
+    else:
+        ints[kind_at], floats[float_at] = _KIND_FLOAT, extreme.value
+
+
+def _decode_extreme(
+    ints: IntArray, floats: FloatArray, kind_at: int, int_at: int, index_at: int, float_at: int
+) -> _Extreme | None:
+    kind = int(ints[kind_at])
+    if kind == _KIND_NONE:
+        return None
+    value: Number = int(ints[int_at]) if kind == _KIND_INT else float(floats[float_at])
+    return _Extreme(value, int(ints[index_at]))
+
+
+# ---------------------------------------------------------------- across ranks
+
+
+def combine(summed: IntArray, gathered_ints: IntArray, gathered_floats: FloatArray) -> Partial:
+    """The global state from the all_sum of `encode().summed` and the all_gather (rank order,
+    shape [ranks, len]) of the other two vectors. Deterministic: every rank gets the same."""
+    summed = np.asarray(summed, dtype=np.int64)
+    gathered_ints = np.asarray(gathered_ints, dtype=np.int64).reshape(-1, GATHERED_INTS_LEN)
+    gathered_floats = np.asarray(gathered_floats, dtype=np.float64)
+    gathered_floats = gathered_floats.reshape(-1, GATHERED_FLOATS_LEN)
+    if summed.shape != (SUMMED_LEN,) or len(gathered_ints) != len(gathered_floats):
+        raise ValueError("combine: vectors do not match the encode() layout")
+
+    total = Partial()
+    for ints, floats in zip(gathered_ints, gathered_floats, strict=True):
+        total.merge(_rank_state(ints, floats))
+    # Exact totals replace the per-rank approximations used for the merge above.
+    total.nan_count = int(summed[_S_NAN])
+    total.posinf_count = int(summed[_S_POSINF])
+    total.neginf_count = int(summed[_S_NEGINF])
+    total.saw_float = bool(summed[_S_SAW_FLOAT])
+    total.int_count = int(summed[_S_COUNT_INT])
+    total.float_sum = _from_limbs(summed[_S_FLOAT_SUM:_S_INT_SUM])
+    total.int_sum = _from_limbs(summed[_S_INT_SUM:_S_INT_SQUARES])
+    total.int_squares = _from_limbs(summed[_S_INT_SQUARES:])
+    return total
+
+
+def _rank_state(ints: IntArray, floats: FloatArray) -> Partial:
+    """One rank's state as far as the gathered vectors tell: enough for the ordered merges
+    (indices, min/max, Chan's variance, product); the exact sums come from the all_sum."""
+    first_nan = int(ints[_G_FIRST_NAN])
+    float_count = int(ints[_G_COUNT_FLOAT])
+    approx_sum = 0
+    if float_count:
+        mean = _scaled(float(floats[_F_MEAN_HI])) + _scaled(float(floats[_F_MEAN_LO]))
+        approx_sum = mean * float_count
+    return Partial(
+        count=int(ints[_G_COUNT]),
+        first_nan=None if first_nan < 0 else first_nan,
+        float_count=float_count,
+        float_sum=approx_sum,
+        float_m2=float(floats[_F_M2]),
+        low=_decode_extreme(ints, floats, _G_MIN_KIND, _G_MIN_INT, _G_MIN_INDEX, _F_MIN),
+        high=_decode_extreme(ints, floats, _G_MAX_KIND, _G_MAX_INT, _G_MAX_INDEX, _F_MAX),
+        prod=float(floats[_F_PROD]),
+    )
+
+
+# ---------------------------------------------------------------- histogram (second pass)
+
+
+def histogram_range(state: Partial, bins: int = DEFAULT_BINS) -> tuple[float, float]:
+    """The (lo, hi) to pass to `histogram_counts`: the NaN-ignoring global min and max, or
+    (0, 1) when there is no non-NaN value (numpy's convention). Raises ValueError with a
+    printable reason when numpy cannot make `bins` finite bins over that range (inf data, a
+    range wider than the float64 maximum, or too narrow for its magnitude)."""
+    if bins < 1:
+        raise ValueError(f"histogram: bins must be at least 1, got {bins}")
+    if state.low is None or state.high is None:
+        return 0.0, 1.0
+    lo, hi = float(state.low.value), float(state.high.value)
+    reason = f"histogram: no {bins} finite bins over [{lo!r}, {hi!r}]"
+    try:
+        # A trial run on the two extremes catches every overflow numpy would hit later.
+        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+            edges = np.histogram_bin_edges(np.empty(0), bins=bins, range=(lo, hi))
+            np.histogram(np.array([lo, hi]), bins=bins, range=(lo, hi))
+    except (ValueError, FloatingPointError) as error:
+        raise ValueError(reason) from error
+    if not np.all(np.isfinite(edges)):
+        raise ValueError(reason)
+    return lo, hi
+
+
+def histogram_counts(
+    chunk: npt.NDArray[np.generic], lo: float, hi: float, bins: int = DEFAULT_BINS
+) -> IntArray:
+    """Counts of this chunk in `bins` equal bins over [lo, hi] (numpy.histogram semantics:
+    the last bin is closed), NaN excluded. all_sum these over chunks and ranks."""
+    data = _normalise(chunk)
+    if data.dtype == np.float64:
+        data = data[~np.isnan(data)]
+    counts, _ = np.histogram(data, bins=bins, range=(lo, hi))
+    return counts.astype(np.int64)
+
+
+def histogram_edges(lo: float, hi: float, bins: int = DEFAULT_BINS) -> list[float]:
+    edges = np.histogram_bin_edges(np.empty(0), bins=bins, range=(lo, hi))
+    return [float(edge) for edge in edges]
+
+
+# ---------------------------------------------------------------- final answers
+
+
+@dataclass
+class Results:
+    """values: op -> answer, plus "nan_count" always and "histogram_edges" with "histogram".
+    reasons: op -> why its value is None, ready to print."""
+
+    values: dict[str, Value]
+    reasons: dict[str, str]
+
+
+def finalize(
+    state: Partial,
+    ops: Sequence[str],
+    *,
+    bins: int = DEFAULT_BINS,
+    histogram: IntArray | None = None,
+) -> Results:
+    """The answers for `ops` from a combined (or single-process) state. `histogram` is the
+    all_summed `histogram_counts` over the range given by `histogram_range(state, bins)`."""
+    unknown = [op for op in ops if op not in OPS]
+    if unknown:
+        raise ValueError(f"unknown ops {unknown}; known: {', '.join(OPS)}")
+    results = Results({"nan_count": state.nan_count}, {})
+    for op in ops:
+        if op == "histogram":
+            _finalize_histogram(state, bins, histogram, results)
+        elif op in ("count", "sum", "prod") or state.count:
+            results.values[op] = _ANSWERS[op](state)
+        else:
+            results.values[op] = None
+            results.reasons[op] = f"empty input: {op} is undefined"
+    return results
+
+
+def _finalize_histogram(
+    state: Partial, bins: int, counts: IntArray | None, results: Results
+) -> None:
+    try:
+        lo, hi = histogram_range(state, bins)
+    except ValueError as error:
+        results.values["histogram"] = None
+        results.reasons["histogram"] = str(error)
+        return
+    if counts is None:
+        counts = np.zeros(bins, dtype=np.int64)
+        if state.low is not None:
+            raise ValueError("histogram requested: pass the all_summed histogram_counts")
+    results.values["histogram"] = [int(c) for c in counts]
+    results.values["histogram_edges"] = histogram_edges(lo, hi, bins)
+
+
+def _special_float(state: Partial) -> float | None:
+    """nan or +-inf when NaN/inf decide sum and mean, else None."""
+    if state.nan_count or (state.posinf_count and state.neginf_count):
+        return math.nan
+    if state.posinf_count:
+        return math.inf
+    if state.neginf_count:
+        return -math.inf
+    return None
+
+
+def _exact_scaled_sum(state: Partial) -> int:
+    return state.float_sum + (state.int_sum << _SCALE)
+
+
+def _sum(state: Partial) -> Number:
+    if not state.saw_float:
+        return state.int_sum
+    special = _special_float(state)
+    if special is not None:
+        return special
+    return _to_float(_exact_scaled_sum(state), 1 << _SCALE)
+
+
+def _mean(state: Partial) -> float:
+    special = _special_float(state)
+    if special is not None:
+        return special
+    return _to_float(_exact_scaled_sum(state), state.count << _SCALE)
+
+
+def _extreme(state: Partial, which: _Extreme | None) -> Number:
+    if state.nan_count or which is None:  # NaN propagates; None only if all values are NaN
+        return math.nan
+    # Once any float was seen the data are floats: the answer's type must not depend on
+    # which chunk (or rank) happened to hold only integers.
+    return float(which.value) if state.saw_float else which.value
+
+
+def _arg(state: Partial, which: _Extreme | None) -> int:
+    if state.first_nan is not None:
+        return state.first_nan
+    assert which is not None  # count > 0 and no NaN
+    return which.index
+
+
+def _var(state: Partial) -> float:
+    """Population variance: the exact int moments and the float moments joined by Chan's
+    formula, all in exact rational arithmetic, rounded once."""
+    if state.nan_count or state.posinf_count or state.neginf_count:
+        return math.nan
+    if not math.isfinite(state.float_m2):
+        return math.inf
+    n_i, n_f, n = state.int_count, state.float_count, state.count
+    m2 = Fraction(state.float_m2)
+    if n_i:
+        m2 += Fraction(n_i * state.int_squares - state.int_sum * state.int_sum, n_i)
+    if n_i and n_f:
+        gap = (state.int_sum << _SCALE) * n_f - state.float_sum * n_i
+        m2 += Fraction(gap * gap, (n_i * n_f * n) << (2 * _SCALE))
+    return _to_float(m2.numerator, m2.denominator * n)
+
+
+_ANSWERS: dict[str, Callable[[Partial], Number]] = {
+    "count": lambda s: s.count,
+    "sum": _sum,
+    "mean": _mean,
+    "min": lambda s: _extreme(s, s.low),
+    "max": lambda s: _extreme(s, s.high),
+    "argmin": lambda s: _arg(s, s.low),
+    "argmax": lambda s: _arg(s, s.high),
+    "prod": lambda s: s.prod,
+    "var": _var,
+    "std": lambda s: math.sqrt(_var(s)),
+}
+
+
+# ---------------------------------------------------------------- one-process reference run
+
+
+def simulate(
+    ranks: Sequence[Sequence[npt.NDArray[np.generic]]],
+    ops: Sequence[str],
+    bins: int = DEFAULT_BINS,
+) -> Results:
+    """Run the whole protocol in one process: `ranks[r]` is rank r's list of chunks; all_sum
+    is an element-wise sum over ranks and all_gather a stack in rank order."""
+    if not ranks:
+        raise ValueError("simulate needs at least one rank")
+    encoded = []
+    for chunks in ranks:
+        part = Partial()
+        for chunk in chunks:
+            part.add(chunk)
+        encoded.append(part.encode())
+    state = combine(
+        np.sum([e.summed for e in encoded], axis=0, dtype=np.int64),
+        np.stack([e.gathered_ints for e in encoded]),
+        np.stack([e.gathered_floats for e in encoded]),
+    )
+    counts = None
+    if "histogram" in ops:
+        try:
+            lo, hi = histogram_range(state, bins)
+        except ValueError:
+            pass  # finalize reports the reason
+        else:
+            counts = np.zeros(bins, dtype=np.int64)
+            for chunks in ranks:  # all_sum of per-rank sums is just the sum over all chunks
+                for chunk in chunks:
+                    counts += histogram_counts(chunk, lo, hi, bins)
+    return finalize(state, ops, bins=bins, histogram=counts)

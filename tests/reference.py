@@ -1,0 +1,80 @@
+"""Single-process Python answers that mlxrun's distributed results must match."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def read_values(path: Path, column: str | int | None = None) -> list[int | float]:
+    """The numbers of a data file, read the slow and obvious way."""
+    suffix = path.suffix
+    if suffix in (".csv", ".tsv"):
+        with path.open() as f:
+            rows = list(csv.reader(f, delimiter="\t" if suffix == ".tsv" else ","))
+        index = column if isinstance(column, int) else rows[0].index(str(column))
+        return [_number(row[index]) for row in rows[1:] if row]
+    if suffix == ".npy":
+        return np.load(path).ravel().tolist()
+    if suffix == ".npz":
+        return np.load(path)[column].ravel().tolist()
+    values: list[int | float] = []
+    for line in path.read_text().splitlines():
+        values += [_number(t) for t in line.split("#")[0].replace(",", " ").split()]
+    return values
+
+
+def _number(token: str) -> int | float:
+    try:
+        return int(token)
+    except ValueError:
+        return float(token)
+
+
+def expected(values: list[int | float], op: str) -> Any:
+    floats = [float(v) for v in values]
+    ints_only = all(isinstance(v, int) for v in values)
+    if op == "count":
+        return len(values)
+    if op == "sum":
+        return sum(values) if ints_only else _fsum(floats)
+    if not values:
+        return None
+    if op == "mean":
+        if ints_only:
+            return float(Fraction(sum(values), len(values)))
+        return float(sum(Fraction(v) for v in floats) / len(values))
+    if op in ("min", "max"):
+        best = min(values) if op == "min" else max(values)
+        return best if ints_only else float(best)
+    if op in ("argmin", "argmax"):
+        best = min(values) if op == "argmin" else max(values)
+        return values.index(best)
+    if op == "var":
+        return statistics.pvariance(floats)
+    if op == "std":
+        return math.sqrt(statistics.pvariance(floats))
+    if op == "prod":
+        return math.prod(floats)
+    raise ValueError(op)
+
+
+def _fsum(floats: list[float]) -> float:
+    try:
+        return math.fsum(floats)
+    except OverflowError:
+        return float(sum(Fraction(v) for v in floats))
+
+
+def close(got: Any, want: Any, op: str) -> bool:
+    if op in ("var", "std", "prod") and want is not None:
+        if isinstance(got, str):
+            return got == repr(want)
+        return math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-300)
+    return bool(got == want and type(got) is type(want))

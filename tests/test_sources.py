@@ -1,0 +1,186 @@
+"""Sharding and parsing of every data source, without processes: each rank's
+part, put together, must be exactly the whole data, in order, for any N."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlxrun.errors import DataError
+from mlxrun.sources import open_shard, text_range
+from mlxrun.spec import Data, Generate
+
+
+def values(data: Data, np_: int) -> list[list[float]]:
+    return [[*np.concatenate([np.zeros(0), *open_shard(data, r, np_).chunks])] for r in range(np_)]
+
+
+def flat(parts: list[list[float]]) -> list[float]:
+    return [v for part in parts for v in part]
+
+
+number = st.one_of(
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+)
+line = st.one_of(
+    st.lists(number, min_size=1, max_size=4).map(" ".join),
+    st.lists(number, min_size=2, max_size=3).map(",".join),
+    st.just(""),
+    st.just("# a comment"),
+    number.map(lambda n: f"{n}  # trailing comment"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(line, max_size=40), final_newline=st.booleans())
+def test_text_shards_partition_the_lines_for_any_np(tmp_path_factory, lines, final_newline) -> None:
+    path = tmp_path_factory.mktemp("t") / "data.txt"
+    text = "\n".join(lines) + ("\n" if final_newline and lines else "")
+    path.write_text(text)
+    expected = [float(tok) for ln in lines for tok in ln.split("#")[0].replace(",", " ").split()]
+    data = Data(path, "text")
+    for np_ in range(1, 8):
+        ranges = [text_range(path, r, np_) for r in range(np_)]
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(text.encode())
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+        assert flat(values(data, np_)) == expected
+
+
+def test_more_ranks_than_lines_get_empty_shards(tmp_path: Path) -> None:
+    path = tmp_path / "two.txt"
+    path.write_text("1\n2\n")
+    parts = values(Data(path, "text"), 5)
+    assert flat(parts) == [1, 2] and sum(1 for p in parts if not p) == 3
+
+
+def test_integers_stay_int64_and_floats_float64(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    path.write_text(f"{2**63 - 1}\n-{2**63}\n")
+    (chunk,) = open_shard(Data(path, "text"), 0, 1).chunks
+    assert chunk.dtype == np.int64 and chunk.tolist() == [2**63 - 1, -(2**63)]
+
+
+def error_of(data: Data, np_: int) -> str:
+    with pytest.raises(DataError) as e:
+        for r in range(np_):
+            list(open_shard(data, r, np_).chunks)
+    return str(e.value)
+
+
+def test_a_bad_token_names_file_line_and_word(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("".join(f"{i}\n" for i in range(1000)) + "12,5x\n7\n")
+    for np_ in (1, 2, 3):
+        assert error_of(Data(path, "text"), np_) == f'{path}:1001: not a number: "12,5x"'
+
+
+def test_an_integer_beyond_int64_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text(f"1\n{2**64}\n")
+    assert error_of(Data(path, "text"), 1) == (
+        f'{path}:2: integer out of the int64 range: "{2**64}" (set dtype = "float64" to sum it as a float)'
+    )
+    assert flat(values(Data(path, "text", dtype="float64"), 2)) == [1.0, float(2**64)]
+
+
+def test_dtype_int64_rejects_a_float(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("1\n2.5\n")
+    assert (
+        error_of(Data(path, "text", dtype="int64"), 1)
+        == f'{path}:2: not an integer: "2.5" (dtype is int64)'
+    )
+
+
+CSV = "id,name,price\n1,a,2.5\n2,b,3.25\n3,c,-1\n4,d,10\n"
+
+
+@pytest.mark.parametrize("column", ["price", 2, "2"])
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_csv_and_tsv_columns_by_name_and_index(tmp_path: Path, column, fmt: str) -> None:
+    path = tmp_path / f"d.{fmt}"
+    path.write_text(CSV if fmt == "csv" else CSV.replace(",", "\t"))
+    for np_ in range(1, 7):
+        assert flat(values(Data(path, fmt, column=column), np_)) == [2.5, 3.25, -1, 10]
+
+
+def test_csv_errors(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(CSV + "5,e,n/a\n")
+    assert error_of(Data(path, "csv", column="price"), 2) == f'{path}:6: not a number: "n/a"'
+    assert error_of(Data(path, "csv", column="prise"), 1) == (
+        f'{path}: no column "prise" (did you mean "price"?); columns: id, name, price'
+    )
+    assert (
+        error_of(Data(path, "csv"), 1)
+        == f"{path}: has columns id, name, price: choose one with --column or data.column"
+    )
+    assert (
+        error_of(Data(path, "csv", column=7), 1)
+        == f"{path}: no column 7 (it has 3: id, name, price)"
+    )
+
+
+def test_npy_row_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "a.npy"
+    a = np.random.default_rng(1).standard_normal((101, 3))
+    np.save(path, a)
+    for np_ in range(1, 6):
+        assert flat(values(Data(path, "npy"), np_)) == a.ravel().tolist()
+    np.save(path, np.arange(10, dtype=np.int32))
+    (chunk,) = open_shard(Data(path, "npy"), 0, 1).chunks
+    assert chunk.dtype == np.int64
+
+
+def test_npz_member(tmp_path: Path) -> None:
+    path = tmp_path / "a.npz"
+    np.savez(path, x=np.arange(7.0), y=np.arange(3))
+    assert flat(values(Data(path, "npz", column="x"), 3)) == list(range(7))
+    assert (
+        error_of(Data(path, "npz"), 1)
+        == f"{path}: holds arrays x, y: choose one with --column or data.column"
+    )
+    np.savez_compressed(path, x=np.arange(7.0))
+    assert error_of(Data(path, "npz"), 1) == (
+        f"{path}: array x is compressed; save it with np.savez (not savez_compressed)"
+    )
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, bytes, list[int]]]) -> None:
+    header, offset, blobs = {}, 0, b""
+    for name, (dtype, raw, shape) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs += raw
+    h = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(h)) + h + blobs)
+
+
+def test_safetensors_tensors_including_bfloat16(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    w = np.array([1.5, -2.0, 3.25], dtype=np.float32)
+    bf16 = (w.view(np.uint32) >> 16).astype(np.uint16)  # these values are exact in bfloat16
+    write_safetensors(path, {"w": ("F32", w.tobytes(), [3]), "b": ("BF16", bf16.tobytes(), [3])})
+    assert flat(values(Data(path, "safetensors", column="w"), 2)) == [1.5, -2.0, 3.25]
+    assert flat(values(Data(path, "safetensors", column="b"), 2)) == [1.5, -2.0, 3.25]
+
+
+@pytest.mark.parametrize("distribution", ["normal", "uniform", "integers"])
+def test_generated_data_is_the_same_for_any_np(distribution: str) -> None:
+    data = Data(None, "generated", generate=Generate("random", 2_500_000, 5, distribution))
+    whole = flat(values(data, 1))
+    assert len(whole) == 2_500_000
+    for np_ in (2, 3):
+        assert flat(values(data, np_)) == whole
+
+
+def test_generated_range() -> None:
+    data = Data(None, "generated", generate=Generate("range", 10, start=5))
+    assert flat(values(data, 3)) == list(range(5, 15))
