@@ -11,11 +11,10 @@ from mlxrun.errors import DataError, MlxrunError
 from mlxrun.hostfile import load_hostfile
 from mlxrun.launcher import JobSpec
 from mlxrun.output import RankOutput
+from mlxrun.plan import Plan
 from mlxrun.results import JobResult, RankResult, agreed
-from mlxrun.sources import column_index, csv_header, npy_view, npz_view, safetensors_view
 from mlxrun.spec import Data, Spec
 from mlxrun.supervisor import JobReport, Supervisor
-from mlxrun.worker import Plan
 
 
 class JobFailed(MlxrunError):
@@ -30,6 +29,9 @@ class JobFailed(MlxrunError):
 
 def check_data(data: Data) -> None:
     """Fails before any rank starts on what can be seen from here (a missing file, a bad column)."""
+    # numpy comes with sources: imported here, it stays out of every other command's start-up.
+    from mlxrun.sources import column_index, csv_header, npy_view, npz_view, safetensors_view
+
     if data.path is None:
         return
     if not data.path.is_file():

@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import select
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
+
+POLL_SECONDS = 0.005  # a rank's pipes are closed: it is exiting, look again soon
+MAIN_SECONDS = 0.02  # the main thread only forwards queued output: a short nap suffices
 
 
 def _output_only_select(
     rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any], timeout: float | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:
     readable = [fd for fd in rlist if fd != 0]  # fd 0 is /dev/null, given by mlxrun
+    if not wlist:  # the main thread, which waited on its stdin
+        timeout = MAIN_SECONDS if timeout is None else min(timeout, MAIN_SECONDS)
+    elif not readable:  # a rank thread whose rank closed its output and is about to exit
+        time.sleep(POLL_SECONDS if timeout is None else min(timeout, POLL_SECONDS))
+        return [], [], []
     return select.select(readable, [], xlist, timeout)
 
 

@@ -14,7 +14,6 @@ import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -22,41 +21,12 @@ import numpy as np
 from mlxrun import reductions
 from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
+from mlxrun.plan import Plan
 from mlxrun.results import jsonable
 from mlxrun.sources import open_shard
-from mlxrun.spec import Data, Generate
 
 PROGRESS_SECONDS = 0.5
 LOCAL_OPS = ("count", "sum", "mean", "min", "max", "var", "std", "prod")  # shown per rank
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What every rank is told: the same for all of them."""
-
-    job_id: str
-    np: int
-    backend: str
-    data: Data
-    ops: tuple[str, ...]
-    bins: int
-
-    def to_json(self) -> str:
-        raw = asdict(self)
-        raw["data"]["path"] = str(self.data.path) if self.data.path else None
-        return json.dumps(raw)
-
-    @classmethod
-    def from_json(cls, text: str) -> Plan:
-        raw = json.loads(text)
-        d = raw["data"]
-        gen = Generate(**d["generate"]) if d["generate"] else None
-        from pathlib import Path
-
-        data = Data(
-            Path(d["path"]) if d["path"] else None, d["format"], d["column"], d["dtype"], gen
-        )
-        return cls(raw["job_id"], raw["np"], raw["backend"], data, tuple(raw["ops"]), raw["bins"])
 
 
 class Reporter:

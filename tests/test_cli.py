@@ -11,8 +11,12 @@ from conftest import script
 from mlxrun.cli import app
 
 
+def name_of(command) -> str:
+    return command.name or command.callback.__name__
+
+
 def command_names() -> list[str]:
-    return sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+    return sorted(name_of(c) for c in app.registered_commands)
 
 
 def test_top_level_help_lists_every_command_and_the_exit_codes(mlxrun) -> None:
@@ -28,7 +32,7 @@ def test_every_command_has_help(mlxrun, name: str) -> None:
     run = mlxrun(name, "--help")
     assert run.returncode == 0, run.stderr
     assert "Usage:" in run.stdout
-    doc = next(c for c in app.registered_commands if c.name == name).callback.__doc__  # type: ignore[union-attr]
+    doc = next(c for c in app.registered_commands if name_of(c) == name).callback.__doc__
     assert doc and doc.split("\n")[0].strip() in " ".join(run.stdout.split())
 
 

@@ -1,0 +1,36 @@
+"""The plan of a reduction job: what mlxrun tells every rank's worker (as JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mlxrun.spec import Data, Generate
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every rank is told: the same for all of them."""
+
+    job_id: str
+    np: int
+    backend: str
+    data: Data
+    ops: tuple[str, ...]
+    bins: int
+
+    def to_json(self) -> str:
+        raw = asdict(self)
+        raw["data"]["path"] = str(self.data.path) if self.data.path else None
+        return json.dumps(raw)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        d = raw["data"]
+        gen = Generate(**d["generate"]) if d["generate"] else None
+        data = Data(
+            Path(d["path"]) if d["path"] else None, d["format"], d["column"], d["dtype"], gen
+        )
+        return cls(raw["job_id"], raw["np"], raw["backend"], data, tuple(raw["ops"]), raw["bins"])
