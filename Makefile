@@ -4,7 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint check bench clean
+.PHONY: install demo test test-deps lint check bench clean
+
+# What the tests need from the system: an ssh client (unreachable-host check) and
+# Debian's Open MPI 4 (the check must recognise it as the wrong mpirun).
+SYSTEM_TOOLS := /usr/bin/ssh /usr/bin/mpirun
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -22,7 +26,15 @@ lint: install
 	$(BIN)/ruff format --check mlxrun tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test-deps:
+	@for tool in $(SYSTEM_TOOLS); do test -x $$tool || missing=1; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-client openmpi-bin >/dev/null; \
+	elif [ -n "$$missing" ]; then \
+		echo "note: $(SYSTEM_TOOLS) not all present; the tests that need them are skipped"; \
+	fi
+
+test: lint test-deps
 	$(BIN)/python -m pytest
 
 check: install

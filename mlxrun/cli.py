@@ -23,7 +23,7 @@ from mlxrun.hostfile import load_hostfile
 from mlxrun.job import JobFailed, check_data, run_reduction
 from mlxrun.launcher import JobSpec
 from mlxrun.output import RankOutput
-from mlxrun.report import show_end
+from mlxrun.report import check_table, show_end
 from mlxrun.results import histogram_table, result_table
 from mlxrun.spec import EXAMPLE, Spec, load_spec, spec_for_file
 from mlxrun.supervisor import Supervisor
@@ -257,6 +257,50 @@ def init(
     except OSError as e:
         raise UsageError(f"{path}: cannot write ({e.strerror})") from None
     print(f"wrote {path}: run it with `mlxrun run {path}`")
+
+
+@app.command(
+    epilog="Exit codes: 0 nothing failed (warnings allowed); 1 a check failed; 2 usage error."
+)
+def check(
+    hostfile: HostfileOption = None,
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", help="Which backends to check: ring, mpi or all.")
+    ] = "all",
+    np: Annotated[int, typer.Option("--np", "-n", help="Ranks for the live tests.")] = 2,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Skip the live tests (under 2 s).")
+    ] = False,
+    port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--port", help="Also check this ring port block (default: mlx.launch's 32323)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON report.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown table to paste into a bug report.")
+    ] = False,
+) -> None:
+    """Diagnose this setup: can it run distributed MLX jobs, and what to change if not."""
+    from mlxrun import diagnostics as d
+
+    if backend not in ("ring", "mpi", "all"):
+        raise UsageError(f'--backend: unknown backend "{backend}" (use ring, mpi or all)')
+    if np < 2:
+        raise UsageError(f"--np must be at least 2 for the live tests (got {np})")
+    if hostfile is not None and not hostfile.is_file():
+        raise UsageError(f"{hostfile}: hostfile not found")
+    backends = ("ring", "mpi") if backend == "all" else (backend,)
+    rows = d.run_checks(d.Options(backends, np, hostfile, quick, port))
+    if as_json:
+        print(d.to_json(rows))
+    elif markdown:
+        print(d.to_markdown(rows))
+    else:
+        Console().print(check_table(rows))
+        print(d.summary(rows))
+    raise typer.Exit(1 if any(r.status == d.FAIL for r in rows) else 0)
 
 
 def _is_click_error(e: Exception) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -61,3 +62,17 @@ def show_end(console: Console, report: JobReport, timeout: float | None) -> None
     if report.outcome is Outcome.FAILED or report.outcome is Outcome.TIMEOUT:
         console.print(failure_table(report))
     console.print(verdict(report, timeout), markup=False, highlight=False)
+
+
+STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+def check_table(rows: Iterable[Any]) -> Table:
+    """The rows of `mlxrun check`: name, status, detail and, for warn and fail, the fix."""
+    table = Table(title="mlxrun check")
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = STATUS_STYLE.get(row.status, "")
+        table.add_row(row.name, Text(row.status, style=style), Text(row.detail), Text(row.fix))
+    return table
