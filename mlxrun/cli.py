@@ -23,6 +23,7 @@ from mlxrun.hostfile import load_hostfile
 from mlxrun.job import JobFailed, check_data, run_reduction
 from mlxrun.launcher import JobSpec
 from mlxrun.output import RankOutput
+from mlxrun.progress import rank_progress
 from mlxrun.report import check_table, show_end
 from mlxrun.results import histogram_table, result_table
 from mlxrun.spec import EXAMPLE, Spec, load_spec, spec_for_file
@@ -149,7 +150,8 @@ ColumnOption = Annotated[
 def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
     output = RankOutput(quiet=quiet, stdout=sys.stderr.buffer if as_json else None)
     try:
-        result = run_reduction(spec, output)
+        with rank_progress(err_console, err_console.is_terminal and not as_json) as on_record:
+            result = run_reduction(spec, output, on_record)
     except JobFailed as e:
         show_end(err_console, e.report, e.timeout)
         raise typer.Exit(e.exit_code) from None

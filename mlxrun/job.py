@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from mlxrun.errors import DataError, MlxrunError
@@ -14,7 +15,9 @@ from mlxrun.output import RankOutput
 from mlxrun.plan import Plan
 from mlxrun.results import JobResult, RankResult, agreed
 from mlxrun.spec import Data, Spec
-from mlxrun.supervisor import JobReport, Supervisor
+from mlxrun.supervisor import JobReport, RankStatus, Supervisor
+
+OnRecord = Callable[[RankStatus, dict[str, Any]], None]
 
 
 class JobFailed(MlxrunError):
@@ -65,7 +68,7 @@ def final_records(report: JobReport) -> list[dict[str, Any]]:
     return [f for f in finals if f is not None]
 
 
-def run_reduction(spec: Spec, output: RankOutput, on_record: Any = None) -> JobResult:
+def run_reduction(spec: Spec, output: RankOutput, on_record: OnRecord | None = None) -> JobResult:
     check_data(spec.data)
     job = spec.job
     hostfile = load_hostfile(job.hostfile, job.backend) if job.hostfile else None

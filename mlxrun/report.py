@@ -13,8 +13,10 @@ from mlxrun.supervisor import JobReport, Outcome, RankStatus, signal_name
 
 
 def exit_text(rank: RankStatus) -> str:
+    if rank.lost and not rank.connected:
+        return "stopped before start" if rank.stopped else "never started"
     if rank.lost:
-        return "never started" if not rank.connected else "lost"
+        return "lost"
     if rank.returncode is None:
         return "-"
     if rank.returncode < 0:
@@ -61,7 +63,7 @@ def show_end(console: Console, report: JobReport, timeout: float | None) -> None
         return
     if report.outcome is Outcome.FAILED or report.outcome is Outcome.TIMEOUT:
         console.print(failure_table(report))
-    console.print(verdict(report, timeout), markup=False, highlight=False)
+    console.print(verdict(report, timeout), markup=False, highlight=False, soft_wrap=True)
 
 
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}

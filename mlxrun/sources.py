@@ -33,12 +33,19 @@ _INT_BYTES = b"0123456789+- \t\r\n,"
 _COMMENT = re.compile(rb"#[^\n]*")
 
 
-@dataclass
 class Shard:
-    """What one rank reads: its chunks, and how many bytes they came from."""
+    """What one rank reads: its chunks of numbers, and how many bytes they come from."""
 
-    chunks: Iterator[np.ndarray]
-    bytes_total: int
+    def __init__(self, parts: Iterator[tuple[np.ndarray, int]], bytes_total: int) -> None:
+        self._parts = parts
+        self.bytes_total = bytes_total
+        self.bytes_done = 0  # for progress reports
+
+    @property
+    def chunks(self) -> Iterator[np.ndarray]:
+        for values, nbytes in self._parts:
+            self.bytes_done += nbytes
+            yield values
 
 
 def span(total: int, rank: int, np_: int) -> tuple[int, int]:
@@ -168,10 +175,10 @@ def text_shard(data: Data, rank: int, np_: int) -> Shard:
     path = _existing(data)
     start, end = text_range(path, rank, np_)
 
-    def chunks() -> Iterator[np.ndarray]:
+    def chunks() -> Iterator[tuple[np.ndarray, int]]:
         for chunk, offset in read_lines(path, start, end):
             try:
-                yield parse_text(chunk, data.dtype)
+                yield parse_text(chunk, data.dtype), len(chunk)
             except OverflowError:
                 if data.dtype == "int64":
                     raise _not_a_number(path, offset, chunk, "int64") from None
@@ -228,14 +235,13 @@ def delimited_shard(data: Data, rank: int, np_: int) -> Shard:
     with path.open("rb") as f:
         start, end = line_start_at_or_after(f, body + lo), line_start_at_or_after(f, body + hi)
 
-    def chunks() -> Iterator[np.ndarray]:
+    def chunks() -> Iterator[tuple[np.ndarray, int]]:
         for chunk, offset in read_lines(path, start, end):
             lines = [line for line in chunk.split(b"\n") if line.strip()]
             fields = [_field(line, delimiter, index) for line in lines]
+            all_int = all(f.lstrip(b"+-").isdigit() for f in fields)
             try:
-                yield parse_tokens(
-                    fields, data.dtype, all(f.lstrip(b"+-").isdigit() for f in fields)
-                )
+                yield parse_tokens(fields, data.dtype, all_int), len(chunk)
             except (ValueError, OverflowError):
                 raise _bad_field(path, chunk, offset, delimiter, index, data.dtype) from None
 
@@ -375,14 +381,15 @@ def as_numbers(raw: np.ndarray, view: ArrayView) -> np.ndarray:
 def array_shard(view: ArrayView, rank: int, np_: int) -> Shard:
     lo, hi = span(view.count, rank, np_)
 
-    def chunks() -> Iterator[np.ndarray]:
+    def chunks() -> Iterator[tuple[np.ndarray, int]]:
         if hi <= lo:
             return
         mm = np.memmap(
             view.path, dtype=view.dtype, mode="r", offset=view.offset, shape=(view.count,)
         )
         for i in range(lo, hi, CHUNK_ITEMS):
-            yield as_numbers(np.asarray(mm[i : min(hi, i + CHUNK_ITEMS)]), view)
+            raw = np.asarray(mm[i : min(hi, i + CHUNK_ITEMS)])
+            yield as_numbers(raw, view), raw.nbytes
         del mm
 
     return Shard(chunks(), (hi - lo) * view.dtype.itemsize)
@@ -411,11 +418,12 @@ def generated_shard(data: Data, rank: int, np_: int) -> Shard:
     assert g is not None
     lo, hi = span(g.n, rank, np_)
 
-    def chunks() -> Iterator[np.ndarray]:
+    def chunks() -> Iterator[tuple[np.ndarray, int]]:
         for block in range(lo // GENERATE_BLOCK, (hi - 1) // GENERATE_BLOCK + 1 if hi > lo else 0):
             values = generated_block(g.kind, g.distribution, g.seed, g.start, block, g.n)
             first = block * GENERATE_BLOCK
-            yield values[max(lo - first, 0) : hi - first]
+            part = values[max(lo - first, 0) : hi - first]
+            yield part, part.nbytes
 
     return Shard(chunks(), (hi - lo) * 8)
 

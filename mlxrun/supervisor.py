@@ -28,13 +28,17 @@ from typing import Any
 from mlxrun import channel
 from mlxrun.channel import Kind
 from mlxrun.errors import ExitCode
+from mlxrun.hostfile import LOCAL_SSH as LOCAL_HOST
 from mlxrun.launcher import JobSpec, Launch
 from mlxrun.output import LAUNCHER, RankOutput, split_lines
 
 GRACE_SECONDS = 2.0  # SIGTERM to SIGKILL
+VICTIM_GRACE_SECONDS = 1.0  # how long a rank that lost a peer waits for that peer's report
 DRAIN_SECONDS = 2.0  # after SIGKILL, or after the launcher exits, before giving up on a rank
 TAIL_LINES = 8
-PEER_LOST = "connection to a peer was lost"  # what ring ranks say when another rank died
+# What ranks print when another rank died first: such a rank is a victim, not the cause.
+PEER_LOSS = re.compile(r"connection to a peer was lost|was closed by the peer|failed with errno")
+SSH_FAILED = 255  # what ssh exits with when it cannot connect or log in
 _LAUNCHER_WARN = re.compile(rb"Node with rank (\d+) exited with code (-?\d+)")
 _ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 
@@ -72,6 +76,7 @@ class RankStatus:
     ended_at: float | None = None  # seconds since the job started
     stopped: bool = False  # ended after mlxrun began stopping the job
     lost: bool = False  # its connection closed without an exit report
+    lost_a_peer: bool = False  # it said a peer went away (ring's messages)
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     results: list[dict[str, Any]] = field(default_factory=list)  # records the rank's worker sent
 
@@ -147,7 +152,8 @@ class Supervisor:
         self.on_record = on_record
         self.output = output
         self.timeout = timeout
-        self.ranks = [RankStatus(r) for r in range(spec.np)]
+        hosts = [h.ssh for h in spec.hostfile.hosts] if spec.hostfile else ["127.0.0.1"] * spec.np
+        self.ranks = [RankStatus(r, host=hosts[r]) for r in range(spec.np)]
         self.token = secrets.token_hex(16)
         self.machine = channel.machine_id()
         self.start = time.monotonic()
@@ -184,7 +190,9 @@ class Supervisor:
             self.output.write(rank.rank, 0, payload)
         elif kind is Kind.STDERR:
             self.output.write(rank.rank, 1, payload)
-            rank.stderr_tail.extend(line.decode(errors="replace") for line in split_lines(payload))
+            lines = [line.decode(errors="replace") for line in split_lines(payload)]
+            rank.stderr_tail.extend(lines)
+            rank.lost_a_peer = rank.lost_a_peer or any(PEER_LOSS.search(line) for line in lines)
         elif kind is Kind.RESULT:
             for line in split_lines(payload):
                 self._on_record(rank, line)
@@ -221,7 +229,8 @@ class Supervisor:
         self.launcher_lines[which] = buf[cut:]
         if not cut:
             return
-        self.output.write(LAUNCHER, which, buf[:cut])
+        # Its colour codes would reach files and pipes as garbage; mlxrun colours the label.
+        self.output.write(LAUNCHER, which, _ANSI.sub(b"", buf[:cut]))
         for line in split_lines(buf[:cut]):
             text = _ANSI.sub(b"", line)
             self.launcher_tail.append(text.decode(errors="replace"))
@@ -232,6 +241,13 @@ class Supervisor:
                     self._ended(rank, int(m.group(2)))
 
     # -- stopping -------------------------------------------------------------
+
+    def _only_victims_so_far(self) -> bool:
+        """True while every failure is a rank that lost a peer, for a short while: the
+        peer that died first is then still exiting, and it is the root cause to report."""
+        first = self.failures[0].ended_at or 0.0
+        victims = all(r.lost_a_peer for r in self.failures)
+        return victims and self.now() - first < VICTIM_GRACE_SECONDS
 
     def _begin_stop(self, launch: Launch, why: Outcome) -> None:
         if self.stop_reason is not None:
@@ -314,7 +330,7 @@ class Supervisor:
                     launch,
                     Outcome.INTERRUPTED if received[0] == signal.SIGINT else Outcome.TERMINATED,
                 )
-            elif self.failures:
+            elif self.failures and not self._only_victims_so_far():
                 self._begin_stop(launch, Outcome.FAILED)
             elif self.timeout is not None and self.now() > self.timeout:
                 self._begin_stop(launch, Outcome.TIMEOUT)
@@ -381,9 +397,7 @@ class Supervisor:
             return JobReport(
                 Outcome.OK, self.ranks, seconds, launcher_tail=list(self.launcher_tail)
             )
-        root = next(
-            (r for r in failed if not any(PEER_LOST in line for line in r.stderr_tail)), failed[0]
-        )
+        root = next((r for r in failed if not r.lost_a_peer), failed[0])
         return JobReport(
             Outcome.FAILED, self.ranks, seconds, root, describe_end(root), list(self.launcher_tail)
         )
@@ -404,4 +418,9 @@ def describe_end(rank: RankStatus) -> str:
     code = rank.returncode
     if code is not None and code < 0:
         return f"rank {rank.rank} was killed by {signal_name(-code)}"
+    if code == SSH_FAILED and not rank.connected and rank.host != LOCAL_HOST:
+        return (
+            f"rank {rank.rank} could not start on {rank.host} (ssh exit code 255): "
+            f"check `ssh -o BatchMode=yes {rank.host} true` or run `mlxrun check --hostfile FILE`"
+        )
     return f"rank {rank.rank} exited with code {code}"

@@ -95,7 +95,7 @@ def reduce_shard(
         part.add(chunk)
         now = time.perf_counter()
         if now - last > PROGRESS_SECONDS:
-            reporter.send({"progress": part.count})
+            reporter.send({"progress": shard.bytes_done, "total": shard.bytes_total})
             last = now
     return part, shard.bytes_total, time.perf_counter() - start
 

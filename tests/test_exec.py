@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,4 +208,24 @@ def test_mpi_rank_stuck_in_finalize_is_ended_by_the_timeout(mlxrun) -> None:
         "exit",
     )
     assert run.returncode == 124
+    assert_no_leftovers(run)
+
+
+@pytest.mark.skipif(
+    shutil.which("ssh") is None, reason="needs an ssh client (make test installs it)"
+)
+def test_an_unreachable_host_fails_fast_and_the_launcher_is_heard(mlxrun, tmp_path: Path) -> None:
+    # 127.0.0.2 is this machine, but no ssh server listens there: mlx.launch's ssh fails for real.
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text(json.dumps([{"ssh": "127.0.0.1"}, {"ssh": "127.0.0.2", "ips": ["127.0.0.2"]}]))
+    started = time.monotonic()
+    run = mlxrun("exec", "--hostfile", str(hosts), "--", "python", script("classic.py"))
+    assert time.monotonic() - started < 10
+    assert run.returncode == 1
+    assert "[launcher] [WARN] Node with rank 1 exited with code 255" in run.stderr
+    assert run.stderr.endswith(
+        "Error: rank 1 could not start on 127.0.0.2 (ssh exit code 255): check `ssh -o "
+        "BatchMode=yes 127.0.0.2 true` or run `mlxrun check --hostfile FILE`; the other ranks "
+        "were stopped\n"
+    )
     assert_no_leftovers(run)
