@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlxrun import sources
 from mlxrun.errors import DataError
 from mlxrun.sources import open_shard, text_range
 from mlxrun.spec import Data, Generate
+
+PARSERS = ["c", "numpy"] if sources._textparse is not None else ["numpy"]
+
+
+@contextmanager
+def parser(name: str) -> Iterator[None]:
+    """Text is parsed in C when the extension is built, else by numpy: both must agree."""
+    saved = sources._textparse
+    sources._textparse = saved if name == "c" else None
+    try:
+        yield
+    finally:
+        sources._textparse = saved
 
 
 def values(data: Data, np_: int) -> list[list[float]]:
@@ -50,7 +66,9 @@ def test_text_shards_partition_the_lines_for_any_np(tmp_path_factory, lines, fin
         ranges = [text_range(path, r, np_) for r in range(np_)]
         assert ranges[0][0] == 0 and ranges[-1][1] == len(text.encode())
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
-        assert flat(values(data, np_)) == expected
+        for name in PARSERS:
+            with parser(name):
+                assert flat(values(data, np_)) == expected
 
 
 def test_more_ranks_than_lines_get_empty_shards(tmp_path: Path) -> None:
@@ -74,16 +92,24 @@ def error_of(data: Data, np_: int) -> str:
     return str(e.value)
 
 
-def test_a_bad_token_names_file_line_and_word(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", PARSERS)
+def test_a_bad_token_names_file_line_and_word(tmp_path: Path, name: str) -> None:
     path = tmp_path / "bad.txt"
     path.write_text("".join(f"{i}\n" for i in range(1000)) + "12,5x\n7\n")
-    for np_ in (1, 2, 3):
-        assert error_of(Data(path, "text"), np_) == f'{path}:1001: not a number: "12,5x"'
+    with parser(name):
+        for np_ in (1, 2, 3):
+            assert error_of(Data(path, "text"), np_) == f'{path}:1001: not a number: "12,5x"'
 
 
-def test_an_integer_beyond_int64_says_what_to_do(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", PARSERS)
+def test_an_integer_beyond_int64_says_what_to_do(tmp_path: Path, name: str) -> None:
     path = tmp_path / "big.txt"
     path.write_text(f"1\n{2**64}\n")
+    with parser(name):
+        check_big_integer(path)
+
+
+def check_big_integer(path: Path) -> None:
     assert error_of(Data(path, "text"), 1) == (
         f'{path}:2: integer out of the int64 range: "{2**64}" (set dtype = "float64" to sum it as a float)'
     )
