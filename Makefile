@@ -40,8 +40,12 @@ test: lint test-deps
 check: install
 	$(BIN)/mlxrun check
 
+# The peers mlxrun is measured against: installed for benchmarks only.
 bench: install
+	$(BIN)/python -m pip install --quiet pandas pyarrow polars matplotlib
+	command -v datamash >/dev/null || { apt-get update -qq && apt-get install -y -qq datamash >/dev/null; }
 	$(BIN)/python benchmarks/launcher.py
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -87,7 +87,9 @@ def run_reduction(spec: Spec, output: RankOutput, on_record: OnRecord | None = N
         raise
     results = agreed(records)
     ranks = tuple(
-        RankResult(r["rank"], r["host"], r["count"], r["bytes"], r["seconds"], r["partials"])
+        RankResult(
+            r["rank"], r["host"], r["count"], r["bytes"], r["seconds"], r["max_rss"], r["partials"]
+        )
         for r in sorted(records, key=lambda r: r["rank"])
     )
     return JobResult(

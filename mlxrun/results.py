@@ -38,6 +38,7 @@ class RankResult:
     count: int
     bytes: int
     seconds: float
+    max_rss: int  # peak resident memory of the rank's worker, bytes
     partials: dict[str, Any]
 
 
@@ -61,6 +62,7 @@ class JobResult:
                 "count": r.count,
                 "bytes": r.bytes,
                 "seconds": r.seconds,
+                "max_rss": r.max_rss,
                 "partials": r.partials,
             }
             for r in self.ranks

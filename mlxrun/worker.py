@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -39,6 +40,12 @@ class Reporter:
     def send(self, record: dict[str, Any]) -> None:
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (Linux counts KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def job_fingerprint(job_id: str) -> int:
@@ -145,6 +152,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
             "count": part.count,
             "bytes": nbytes,
             "seconds": seconds,
+            "max_rss": peak_rss(),
             "partials": jsonable(local.values),
             "results": jsonable(final.values),
             "reasons": final.reasons,

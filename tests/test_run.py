@@ -72,7 +72,16 @@ def test_the_json_document(mlxrun, tmp_path: Path) -> None:
     assert set(out) == {"job", "np", "backend", "results", "count", "seconds", "ranks"}
     assert out["results"]["sum"] == math.fsum([0.1, 0.2, 0.3]) == 0.6
     assert [r["rank"] for r in out["ranks"]] == [0, 1]
-    assert set(out["ranks"][0]) == {"rank", "host", "count", "bytes", "seconds", "partials"}
+    assert set(out["ranks"][0]) == {
+        "rank",
+        "host",
+        "count",
+        "bytes",
+        "seconds",
+        "max_rss",
+        "partials",
+    }
+    assert all(10_000_000 < r["max_rss"] < 1_000_000_000 for r in out["ranks"])
     assert sum(r["count"] for r in out["ranks"]) == 3
     assert sum(r["bytes"] for r in out["ranks"]) == data.stat().st_size
 
