@@ -107,9 +107,11 @@ static const unsigned char *number(const unsigned char *p, const unsigned char *
         negative = *p == '-';
         p++;
     }
-    int n;
-    if ((n = match_word(p, end, "infinity")) || (n = match_word(p, end, "inf")) ||
-        (n = match_word(p, end, "nan"))) {
+    int n = 0;
+    unsigned char c0 = p < end ? *p : 0;
+    int word = c0 == 'i' || c0 == 'I' || c0 == 'n' || c0 == 'N'; /* only then a name */
+    if (word && ((n = match_word(p, end, "infinity")) || (n = match_word(p, end, "inf")) ||
+                 (n = match_word(p, end, "nan")))) {
         if (!is_end(p + n, end)) return NULL;
         *f = p[0] == 'n' || p[0] == 'N' ? (negative ? -NAN : NAN)
                                         : (negative ? -INFINITY : INFINITY);

@@ -142,11 +142,25 @@ def _not_a_number(path: Path, offset: int, chunk: bytes, dtype: str) -> DataErro
     return DataError(f"{path}: cannot parse the lines at byte {offset}")
 
 
+class _Buffers:
+    """The C parser's output arrays, kept between chunks: fresh ones per chunk cost
+    page faults on every chunk. Results are copied out, so callers may keep them."""
+
+    floats = np.empty(0)
+    ints = np.empty(0, dtype=np.int64)
+
+    @classmethod
+    def fit(cls, nbytes: int) -> tuple[np.ndarray, np.ndarray]:
+        capacity = nbytes // 2 + 1  # the most numbers nbytes can hold
+        if len(cls.floats) < capacity:
+            cls.floats, cls.ints = np.empty(capacity), np.empty(capacity, dtype=np.int64)
+        return cls.floats, cls.ints
+
+
 def _parse_in_c(chunk: bytes, dtype: str) -> np.ndarray | None:
     """The C parser's answer; None where the numpy path must decide (big ints as floats)."""
     assert _textparse is not None
-    capacity = len(chunk) // 2 + 1
-    floats, ints = np.empty(capacity), np.empty(capacity, dtype=np.int64)
+    floats, ints = _Buffers.fit(len(chunk))
     count, all_int, error, _where = _textparse.parse(chunk, floats, ints)
     if error == 1:
         raise ValueError("not a number")
@@ -157,9 +171,9 @@ def _parse_in_c(chunk: bytes, dtype: str) -> np.ndarray | None:
     if dtype == "int64" and not all_int:
         raise ValueError("not an integer")
     if all_int and dtype in ("auto", "int64"):
-        return ints[:count]
+        return ints[:count].copy()
     values = floats[:count]
-    return values.astype(np.float32).astype(np.float64) if dtype == "float32" else values
+    return values.astype(np.float32).astype(np.float64) if dtype == "float32" else values.copy()
 
 
 def parse_tokens(tokens: list[bytes], dtype: str, all_int: bool) -> np.ndarray:
