@@ -42,6 +42,15 @@ zero sum is +0.0, as `math.fsum` gives on Python 3.11 (3.12+ fsum keeps -0.0 whe
 is -0.0). Where `math.fsum` raises OverflowError on an intermediate sum, the exact sum here still
 gives the finite answer when it fits, and +-inf when the exact sum itself rounds past the
 float64 maximum.
+
+Variance. The float sum of squared deviations M2 (= n * var, which overflows float64 long before
+the variance does) is held as a 53-bit mantissa and an unbounded binary exponent. Per chunk it
+is a corrected two-pass about the correctly rounded chunk mean; only when the plain float64 pass
+overflows (or underflows into the subnormals) are the values and the center first scaled by
+powers of two so that the largest |deviation| is near 1, which is exact and costs two extra
+passes over that chunk. Merges (Chan's formula, with the mean difference exact from the scaled
+sums) and the final division are exact rational arithmetic rounded once, so var is inf only
+when the population variance itself rounds past the float64 maximum.
 """
 
 from __future__ import annotations
@@ -83,6 +92,9 @@ _FLOAT_BLOCK = 1 << 24  # bin totals stay exact in float64 (see _binned_sum)
 _HUGE_EXPONENT = 2000  # from 2**977 up, 2**24 values could sum past the float64 maximum
 _HUGE_SHIFT = 128
 _INT_BLOCK = 1 << 20  # products of 21/22-bit pieces summed over a block stay below 2**63
+# Below this, float64 squares of deviations may have underflowed enough to matter: rescale.
+# (At or above it, squares lost in the subnormals add < 2**60 * 2**-1022, below 2**-300 of M2.)
+_SMALLEST_PLAIN_SQUARES = 2.0**-600
 
 # Limb counts. Float sums: |x| < 2**1024, scaled by 2**1074, times 2**60 values -> 2**2158.
 # Int sums: 2**63 * 2**60 -> 2**123. Int sums of squares: 2**126 * 2**60 -> 2**186.
@@ -112,9 +124,10 @@ SUMMED_LEN = _S_INT_SQUARES + _LIMBS_INT_SQUARES
 ) = range(9)
 GATHERED_INTS_LEN = 9
 
-# Layout of the all_gather float64 vector (one row per rank).
-_F_MIN, _F_MAX, _F_M2, _F_MEAN_HI, _F_MEAN_LO, _F_PROD = range(6)
-GATHERED_FLOATS_LEN = 6
+# Layout of the all_gather float64 vector (one row per rank). M2 = _F_M2_FRAC * 2**_F_M2_EXP
+# with the mantissa in [0.5, 1) or 0 (math.frexp) and the int exponent held exactly as a float.
+_F_MIN, _F_MAX, _F_M2_FRAC, _F_MEAN_HI, _F_MEAN_LO, _F_PROD, _F_M2_EXP = range(7)
+GATHERED_FLOATS_LEN = 7
 
 _KIND_NONE, _KIND_INT, _KIND_FLOAT = 0, 1, 2
 
@@ -224,26 +237,80 @@ def _int_squares_block(x: IntArray) -> int:
     )
 
 
-def _sum_of_squared_deviations(x: FloatArray, center: float) -> float:
+M2: TypeAlias = "tuple[float, int]"  # (f, e) is f * 2**e, f in [0.5, 1) or 0 (math.frexp)
+
+
+def _m2_ratio(m2: M2) -> tuple[int, int]:
+    """M2 as an exact numerator and (power of two) denominator."""
+    numerator, denominator = m2[0].as_integer_ratio()
+    exponent = m2[1]
+    if exponent >= 0:
+        return numerator << exponent, denominator
+    return numerator, denominator << -exponent
+
+
+def _round_m2(numerator: int, denominator: int) -> M2:
+    """numerator / denominator >= 0 correctly rounded to 53 bits, with no exponent limit."""
+    if numerator == 0:
+        return 0.0, 0
+    shift = numerator.bit_length() - denominator.bit_length()
+    if shift > 0:
+        denominator <<= shift
+    else:
+        numerator <<= -shift
+    fraction, exponent = math.frexp(numerator / denominator)  # a ratio in (1/2, 2)
+    return fraction, exponent + shift
+
+
+def _sum_of_squared_deviations(x: FloatArray, center: float) -> M2:
     """Corrected two-pass: sum((x - c)**2) - (sum(x - c))**2 / n is the sum of squared
     deviations about the true mean even though the float center c is only close to it."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         deviations = x - center
         squares = float(np.sum(np.square(deviations)))  # pairwise summation
-        if not math.isfinite(squares):
-            return math.inf  # the true value overflows too (see Partial docstring)
+        if _SMALLEST_PLAIN_SQUARES <= squares < math.inf:  # ordinary data: plain float64
+            drift = float(np.sum(deviations))
+            return math.frexp(max(0.0, squares - drift * (drift / len(x))))
+    if squares == 0.0 and not deviations.any():
+        return 0.0, 0  # every value equals the center
+    return _rescaled_sum_of_squared_deviations(x, center)
+
+
+def _rescaled_sum_of_squared_deviations(x: FloatArray, center: float) -> M2:
+    """The corrected two-pass where x - c or its square over- or underflows float64: scale x
+    and c by 2**-k0 so that |x - c| < 2, then the deviations by 2**-k1 so the largest is in
+    [1/2, 1), and scale M2 back by 2**(2 (k0 + k1)) in the exponent. Scaling by powers of two
+    is exact except for values pushed into the subnormals, which are below 2**-1021 of the
+    largest |x| or |deviation| and so cannot matter."""
+    with np.errstate(under="ignore"):
+        top = max(float(np.max(np.abs(x))), abs(center))
+        k0 = math.frexp(top)[1]  # top < 2**k0
+        deviations = np.ldexp(x, -k0) - math.ldexp(center, -k0)
+        k1 = math.frexp(float(np.max(np.abs(deviations))))[1]
+        deviations = np.ldexp(deviations, -k1)
+        squares = float(np.sum(np.square(deviations)))  # at most n: no overflow
         drift = float(np.sum(deviations))
-    return max(0.0, squares - drift * (drift / len(x)))  # the correction cannot overflow
+    fraction, exponent = math.frexp(max(0.0, squares - drift * (drift / len(x))))
+    if fraction == 0.0:
+        return 0.0, 0
+    return fraction, exponent + 2 * (k0 + k1)
 
 
-def _merge_m2(n_a: int, s_a: int, m2_a: float, n_b: int, s_b: int, m2_b: float) -> float:
+def _merge_m2(n_a: int, s_a: int, m2_a: M2, n_b: int, s_b: int, m2_b: M2) -> M2:
     """Chan et al.: M2 = M2_a + M2_b + delta**2 * n_a * n_b / n, with delta taken exactly from
-    the scaled sums s = n * mean * 2**1074 so that a large common offset costs no precision."""
-    if n_a == 0 or n_b == 0:
-        return m2_a + m2_b
+    the scaled sums s = n * mean * 2**1074 so that a large common offset costs no precision.
+    The sum is exact and rounded once (to 53 bits, with an unbounded exponent)."""
+    if n_b == 0:
+        return m2_a
+    if n_a == 0:
+        return m2_b
     gap = s_b * n_a - s_a * n_b  # delta * n_a * n_b * 2**1074
-    term = _to_float(gap * gap, (n_a * n_b * (n_a + n_b)) << (2 * _SCALE))
-    return m2_a + m2_b + term
+    denominator = (n_a * n_b * (n_a + n_b)) << (2 * _SCALE)
+    num_a, den_a = _m2_ratio(m2_a)
+    num_b, den_b = _m2_ratio(m2_b)
+    common = max(den_a, den_b)  # powers of two: a multiple of both
+    numerator = (num_a * (common // den_a) + num_b * (common // den_b)) * denominator
+    return _round_m2(numerator + gap * gap * common, denominator * common)
 
 
 def _first(mask: npt.NDArray[np.bool_]) -> int:
@@ -272,8 +339,10 @@ class Partial:
       the variance of pure int data is the correctly rounded exact value.
     - var/std of floats: per-chunk corrected two-pass about the correctly rounded chunk mean,
       merged with Chan's formula whose mean difference is exact; nan if any NaN or inf is
-      present. The sum of squared deviations is a float64, so var is inf once that sum
-      overflows (deviations beyond ~1e154), even where the variance alone would fit.
+      present. The sum of squared deviations is a 53-bit mantissa with an unbounded exponent
+      (deviations are scaled by a power of two where squaring them would overflow or
+      underflow), so var is inf only when the population variance itself rounds past the
+      float64 maximum.
     - prod is the float64 product (ints converted to float64) in chunk then rank order, with
       IEEE overflow to +-inf and underflow to 0.0 in intermediate products; prod of nothing is
       1.0 (the empty product).
@@ -287,7 +356,10 @@ class Partial:
     saw_float: bool = False
     float_count: int = 0  # finite floats: the float moments
     float_sum: int = 0  # exact, scaled by 2**1074
-    float_m2: float = 0.0  # sum of squared deviations about the float mean
+    # Sum of squared deviations about the float mean: float_m2_frac * 2**float_m2_exp, the
+    # mantissa in [0.5, 1) or 0, the exponent unbounded (M2 can pass the float64 maximum).
+    float_m2_frac: float = 0.0
+    float_m2_exp: int = 0
     int_count: int = 0
     int_sum: int = 0  # exact
     int_squares: int = 0  # exact
@@ -330,7 +402,7 @@ class Partial:
             self.float_count = len(x)
             self.float_sum = _float_scaled_sum(x)
             center = self.float_sum / (len(x) << _SCALE)  # correctly rounded, finite
-            self.float_m2 = _sum_of_squared_deviations(x, center)
+            self.float_m2_frac, self.float_m2_exp = _sum_of_squared_deviations(x, center)
 
     def _add_ints(self, x: IntArray) -> None:
         n = len(x)
@@ -361,13 +433,13 @@ class Partial:
             self.first_nan = offset + other.first_nan
         self.low = _pick(self.low, other.low, offset, lambda new, old: new < old)
         self.high = _pick(self.high, other.high, offset, lambda new, old: new > old)
-        self.float_m2 = _merge_m2(
+        self.float_m2_frac, self.float_m2_exp = _merge_m2(
             self.float_count,
             self.float_sum,
-            self.float_m2,
+            (self.float_m2_frac, self.float_m2_exp),
             other.float_count,
             other.float_sum,
-            other.float_m2,
+            (other.float_m2_frac, other.float_m2_exp),
         )
         self.count += other.count
         self.nan_count += other.nan_count
@@ -401,7 +473,8 @@ class Partial:
         ints[_G_COUNT_FLOAT] = self.float_count
         _encode_extreme(self.low, ints, floats, _G_MIN_KIND, _G_MIN_INT, _G_MIN_INDEX, _F_MIN)
         _encode_extreme(self.high, ints, floats, _G_MAX_KIND, _G_MAX_INT, _G_MAX_INDEX, _F_MAX)
-        floats[_F_M2] = self.float_m2
+        floats[_F_M2_FRAC] = self.float_m2_frac
+        floats[_F_M2_EXP] = self.float_m2_exp  # |exponent| < 2**12: exact as a float
         # The float mean as a double-double (error ~2**-106 relative): enough for Chan's
         # merge across ranks, while the exact float sum itself travels in the all_sum.
         if self.float_count:
@@ -517,7 +590,8 @@ def _rank_state(ints: IntArray, floats: FloatArray) -> Partial:
         first_nan=None if first_nan < 0 else first_nan,
         float_count=float_count,
         float_sum=approx_sum,
-        float_m2=float(floats[_F_M2]),
+        float_m2_frac=float(floats[_F_M2_FRAC]),
+        float_m2_exp=int(floats[_F_M2_EXP]),
         low=_decode_extreme(ints, floats, _G_MIN_KIND, _G_MIN_INT, _G_MIN_INDEX, _F_MIN),
         high=_decode_extreme(ints, floats, _G_MAX_KIND, _G_MAX_INT, _G_MAX_INDEX, _F_MAX),
         prod=float(floats[_F_PROD]),
@@ -671,10 +745,8 @@ def _var(state: Partial) -> float:
     formula, all in exact rational arithmetic, rounded once."""
     if state.nan_count or state.posinf_count or state.neginf_count:
         return math.nan
-    if not math.isfinite(state.float_m2):
-        return math.inf
     n_i, n_f, n = state.int_count, state.float_count, state.count
-    m2 = Fraction(state.float_m2)
+    m2 = Fraction(*_m2_ratio((state.float_m2_frac, state.float_m2_exp)))
     if n_i:
         m2 += Fraction(n_i * state.int_squares - state.int_sum * state.int_sum, n_i)
     if n_i and n_f:

@@ -70,6 +70,31 @@ def with_specials(draw: st.DrawFn, base: st.SearchStrategy[Values]) -> Values:
 
 
 moderate_floats = st.floats(-1e6, 1e6, allow_nan=False)
+# Magnitudes up to the float64 maximum, many whose squares (or differences) overflow.
+extreme_floats = st.one_of(
+    st.floats(-FLOAT_MAX, FLOAT_MAX),
+    st.builds(
+        lambda f, e, neg: math.ldexp(-f if neg else f, e),
+        st.floats(0.5, 1.0, exclude_max=True),
+        st.integers(480, 1024),
+        st.booleans(),
+    ),
+    st.sampled_from(
+        [FLOAT_MAX, -FLOAT_MAX, 2.0**1023, -(2.0**1023), 2.0**513, 2.0**512, 0.0, TINY, -TINY]
+    ),
+    subnormals,
+)
+
+
+@st.composite
+def scaled_floats(draw: st.DrawFn) -> Values:
+    """Values in [-1, 1] times one power of two: near 2**512 n * var overflows while var
+    may not; near 2**-512 the squared deviations underflow."""
+    exponent = draw(st.one_of(st.integers(500, 514), st.integers(-560, -480)))
+    unit = st.one_of(st.floats(-1.0, 1.0), st.sampled_from([-1.0, 0.0, 1.0]))
+    return [math.ldexp(f, exponent) for f in draw(st.lists(unit, min_size=1, max_size=30))]
+
+
 mixed = st.lists(st.one_of(int64s, any_floats, st.integers(-1000, 1000), moderate_floats))
 
 
@@ -157,7 +182,9 @@ def check_sum_mean(values: Values, got: dict[str, Any]) -> None:
             assert same(got["sum"], math.fsum(values) + 0.0)
         except OverflowError:
             pass  # fsum gives up on intermediate overflow; the exact sum does not
-    assert same(got["mean"], rounded(exact / len(values)) + 0.0)
+    # An exact zero is +0.0, but a negative mean that rounds to zero is -0.0 ([0, -5e-324]).
+    want_mean = rounded(exact / len(values))
+    assert same(got["mean"], want_mean + 0.0 if exact == 0 else want_mean)
 
 
 def check_extremes(values: Values, got: dict[str, Any]) -> None:
@@ -179,16 +206,20 @@ def check_spread(values: Values, got: dict[str, Any]) -> None:
         assert same(got["var"], math.nan) and same(got["std"], math.nan)
         return
     try:
-        want = float(statistics.pvariance(values))
+        want = float(statistics.pvariance(values))  # exact, rounded once
     except OverflowError:
-        assert got["var"] == math.inf
-        return
-    if want * len(values) >= 1e306:
-        return  # documented: the float sum of squared deviations may overflow here
+        want = math.inf  # the exact variance rounds past the float64 maximum
+    var = got["var"]
     if all(isinstance(v, int) for v in values):
-        assert same(got["var"], want)  # int moments are exact, rounded once
-    assert close(got["var"], want, 1e-12, 1e-300), (got["var"], want)
-    assert close(got["std"], math.sqrt(want), 1e-12, 1e-150)
+        assert same(var, want)  # int moments are exact, rounded once
+    assert same(got["std"], math.sqrt(var))
+    if math.isinf(want) or math.isinf(var):
+        # The float M2 is good to ~1e-15, not correctly rounded: only within 1e-12 of the
+        # float64 maximum may the two disagree on whether the variance rounds past it.
+        assert same(var, want) or min(var, want) >= FLOAT_MAX * (1 - 1e-12), (var, want)
+        return
+    assert close(var, want, 1e-12, TINY), (var, want)
+    assert close(got["std"], math.sqrt(want), 1e-12, 1e-161)
 
 
 def check_histogram(values: Values, got: dict[str, Any], bins: int) -> None:
@@ -278,6 +309,16 @@ def test_mixed_int_and_float_data(values: Values, data: st.DataObject) -> None:
 
 
 @PROPERTY
+@given(st.one_of(st.lists(extreme_floats, min_size=1, max_size=30), scaled_floats()), st.data())
+def test_variance_of_floats_up_to_the_float_maximum(values: Values, data: st.DataObject) -> None:
+    """var is within 1e-12 of statistics.pvariance, and inf where that raises OverflowError,
+    even where the sum of squared deviations (or x - mean) overflows float64."""
+    for ranks in range(1, 6):
+        parts = data.draw(split(values, ranks), label=f"split into {ranks}")
+        check_spread(values, simulate(parts, ["var", "std"]).values)
+
+
+@PROPERTY
 @given(
     st.floats(-1e12, 1e12),
     st.lists(st.floats(-1e-3, 1e-3), min_size=1, max_size=40),
@@ -358,6 +399,45 @@ def test_variance_with_large_offset_over_many_chunks(offset: float) -> None:
     assert close(got["std"], math.sqrt(want), 1e-12, 0.0)
 
 
+@pytest.mark.parametrize(
+    "big",
+    [
+        1.8961503816218355e154,  # found through the CLI: var 8.99e307 came out inf
+        2.681561585988519e154,  # the largest finite case: var 1.7976931348623155e308
+        2.6815615859885194e154,  # 2**513: var is exactly 2**1024, which overflows
+    ],
+)
+def test_variance_when_the_sum_of_squared_deviations_overflows(big: float) -> None:
+    values = [0.0, big]
+    try:
+        want = statistics.pvariance(values)
+    except OverflowError:
+        want = math.inf
+    assert (want == math.inf) == (big == 2.0**513)
+    zero, x = np.array([0.0]), np.array([big])
+    splits = [
+        [[np.array(values)]],
+        [[zero, x]],
+        [[zero], [x]],
+        [[], [zero], [], [x], []],
+        [[np.array([0], dtype=np.int64)], [x]],  # int and float moments joined in _var
+    ]
+    for parts in splits:
+        got = simulate(parts, ["var", "std"]).values
+        assert same(got["var"], want) and same(got["std"], math.sqrt(want)), parts
+
+
+def test_sum_of_squared_deviations_travels_as_mantissa_and_exponent() -> None:
+    state = Partial()
+    state.add(np.array([0.0, 2.0**600]))  # M2 = 2 * (2**599)**2 = 2**1199
+    floats = state.encode().gathered_floats
+    assert floats[reductions._F_M2_FRAC] == 0.5 and floats[reductions._F_M2_EXP] == 1200.0
+    assert reductions.GATHERED_FLOATS_LEN == 7
+    spread = Partial()
+    spread.add(np.array([-FLOAT_MAX, FLOAT_MAX]))  # x - mean overflows; the variance too
+    assert same(finalize(spread, ["var"]).values["var"], math.inf)
+
+
 def test_nan_propagates_and_argmin_is_first_nan() -> None:
     parts = [[np.array([3.0, -1.0])], [np.array([5, -7])], [np.array([math.nan, 0.0, math.nan])]]
     got: dict[str, Any] = simulate(parts, OPS, bins=3).values
@@ -433,6 +513,10 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown ops"):
         finalize(state, ["median"])
     with pytest.raises(ValueError, match="layout"):
-        combine(np.zeros(3, np.int64), np.zeros((1, 9), np.int64), np.zeros((1, 6)))
+        rows = (
+            np.zeros((1, reductions.GATHERED_INTS_LEN), np.int64),
+            np.zeros((1, reductions.GATHERED_FLOATS_LEN)),
+        )
+        combine(np.zeros(3, np.int64), *rows)
     state.add(np.array([1.5], dtype=np.float32))  # narrower types widen exactly
     assert finalize(state, ["sum"]).values["sum"] == 1.5
