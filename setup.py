@@ -1,14 +1,10 @@
-"""Builds the optional C parser; without a compiler mlxrun falls back to numpy's parsing."""
+"""Builds the optional C kernels; without a compiler mlxrun falls back to numpy."""
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(
-            "mlxrun._textparse",
-            ["mlxrun/_textparse.c"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        )
+        Extension(f"mlxrun.{name}", [f"mlxrun/{name}.c"], extra_compile_args=["-O2"], optional=True)
+        for name in ("_textparse", "_exactsum")
     ]
 )

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from mlxrun.agent import RESULT_FD_ENV
+from mlxrun.ring import stagger_last_rank
 
 BANDWIDTH_BYTES = 8 * 1024 * 1024
 BANDWIDTH_ROUNDS = 5
@@ -45,6 +46,8 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     import mlx.core as mx
 
+    if backend == "ring" and expected > 1:
+        stagger_last_rank(expected)
     group = mx.distributed.init(strict=False, backend=backend)
     record: dict[str, Any] = {
         "rank": group.rank(),

@@ -64,6 +64,11 @@ from typing import NamedTuple, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+try:
+    from mlxrun import _exactsum  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler: the numpy binning below serves
+    _exactsum = None
+
 OPS = (
     "sum",
     "mean",
@@ -89,6 +94,10 @@ _FRAC_BITS = 52
 _LOW_BITS = 26  # fraction bits cleared in the high part (see _binned_sum)
 _EXPONENT_BINS = 2047  # biased exponents of finite floats: 0 (subnormal) .. 2046
 _FLOAT_BLOCK = 1 << 24  # bin totals stay exact in float64 (see _binned_sum)
+_NATIVE_BLOCK = 1 << 30  # the C kernel's int64 bins cannot overflow below 2**31 values
+_NATIVE_BINS = 2048
+_EXTREME_OPS = frozenset({"min", "max", "argmin", "argmax", "histogram"})
+_MOMENT_OPS = frozenset({"var", "std"})
 _HUGE_EXPONENT = 2000  # from 2**977 up, 2**24 values could sum past the float64 maximum
 _HUGE_SHIFT = 128
 _INT_BLOCK = 1 << 20  # products of 21/22-bit pieces summed over a block stay below 2**63
@@ -172,9 +181,26 @@ def _from_limbs(limb_sums: IntArray) -> int:
 
 def _float_scaled_sum(x: FloatArray) -> int:
     """Exact sum of finite floats, scaled by 2**1074 (see the module docstring)."""
+    if _exactsum is not None:
+        return _native_scaled_sum(x)
     total = 0
     for start in range(0, len(x), _FLOAT_BLOCK):
         total += _float_scaled_sum_block(x[start : start + _FLOAT_BLOCK])
+    return total
+
+
+def _native_scaled_sum(x: FloatArray) -> int:
+    """The same sum by the C kernel: integer mantissas added per exponent in one pass (its
+    bins hold 2**31 values without overflow), then folded into one Python int."""
+    assert _exactsum is not None
+    total = 0
+    data = np.ascontiguousarray(x)
+    for start in range(0, len(data), _NATIVE_BLOCK):
+        high = np.zeros(_NATIVE_BINS, dtype=np.int64)
+        low = np.zeros(_NATIVE_BINS, dtype=np.int64)
+        _exactsum.binned(data[start : start + _NATIVE_BLOCK], high, low)
+        for e in np.flatnonzero(high | low).tolist():
+            total += ((int(high[e]) << 32) + int(low[e])) << (max(e, 1) - 1)
     return total
 
 
@@ -366,11 +392,14 @@ class Partial:
     low: _Extreme | None = None
     high: _Extreme | None = None
     prod: float = 1.0
+    # The ops this state must answer; work that none of them needs is skipped (a sum need
+    # not find extremes). Answers for other ops are then not meaningful.
+    needs: frozenset[str] = frozenset(OPS)
 
     def add(self, chunk: npt.NDArray[np.generic]) -> None:
         """Feed the next chunk (1-D; float16/32/64 and signed/small unsigned ints are widened
         exactly to float64 or int64)."""
-        chunk_state = Partial()
+        chunk_state = Partial(needs=self.needs)
         data = _normalise(chunk)
         if data.dtype == np.float64:
             chunk_state._add_floats(data.astype(np.float64, copy=False))
@@ -384,7 +413,8 @@ class Partial:
             return
         self.count = n
         self.saw_float = True
-        self._prod_of(x)
+        if "prod" in self.needs:
+            self._prod_of(x)
         special = ((x.view(np.int64) >> _FRAC_BITS) & 0x7FF) == 0x7FF
         if special.any():
             nan = np.isnan(x)
@@ -396,13 +426,14 @@ class Partial:
             kept = np.flatnonzero(~nan)
             self._extremes_of(x[kept], kept)
             x = x[~special]
-        else:
+        elif self.needs & _EXTREME_OPS:
             self._extremes_of(x, None)
         if len(x):
             self.float_count = len(x)
             self.float_sum = _float_scaled_sum(x)
-            center = self.float_sum / (len(x) << _SCALE)  # correctly rounded, finite
-            self.float_m2_frac, self.float_m2_exp = _sum_of_squared_deviations(x, center)
+            if self.needs & _MOMENT_OPS:
+                center = self.float_sum / (len(x) << _SCALE)  # correctly rounded, finite
+                self.float_m2_frac, self.float_m2_exp = _sum_of_squared_deviations(x, center)
 
     def _add_ints(self, x: IntArray) -> None:
         n = len(x)
@@ -410,8 +441,10 @@ class Partial:
             return
         self.count = self.int_count = n
         self.int_sum, self.int_squares = _int_sums(x)
-        self._extremes_of(x, None)
-        self._prod_of(x.astype(np.float64))
+        if self.needs & _EXTREME_OPS:
+            self._extremes_of(x, None)
+        if "prod" in self.needs:
+            self._prod_of(x.astype(np.float64))
 
     def _extremes_of(self, x: FloatArray | IntArray, positions: IntArray | None) -> None:
         if len(x) == 0:

@@ -24,10 +24,12 @@ from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
 from mlxrun.plan import Plan
 from mlxrun.results import jsonable
+from mlxrun.ring import stagger_last_rank
 from mlxrun.sources import open_shard
 
 PROGRESS_SECONDS = 0.5
 LOCAL_OPS = ("count", "sum", "mean", "min", "max", "var", "std", "prod")  # shown per rank
+LOCAL_OPS_ALWAYS = ("count", "sum")  # cheap, and every rank's table row shows them
 
 
 class Reporter:
@@ -57,6 +59,8 @@ def join_group(plan: Plan) -> Any:
 
     if plan.np == 1:
         return mx.distributed.init()
+    if plan.backend == "ring":
+        stagger_last_rank(plan.np)
     return mx.distributed.init(strict=True, backend=plan.backend)
 
 
@@ -96,7 +100,7 @@ def reduce_shard(
     plan: Plan, rank: int, reporter: Reporter
 ) -> tuple[reductions.Partial, int, float]:
     shard = open_shard(plan.data, rank, plan.np)
-    part = reductions.Partial()
+    part = reductions.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
     start = last = time.perf_counter()
     for chunk in shard.chunks:
         part.add(chunk)
@@ -135,7 +139,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
         if error is not None:
             reporter.send({"error": error})
         return 2
-    local = reductions.finalize(part, [op for op in LOCAL_OPS if op in plan.ops])
+    local = reductions.finalize(part, [op for op in LOCAL_OPS if op in part.needs])
     local.values.pop("nan_count", None)
     enc = part.encode()
     state = reductions.combine(

@@ -520,3 +520,34 @@ def test_bad_input_is_refused() -> None:
         combine(np.zeros(3, np.int64), *rows)
     state.add(np.array([1.5], dtype=np.float32))  # narrower types widen exactly
     assert finalize(state, ["sum"]).values["sum"] == 1.5
+
+
+@pytest.mark.skipif(reductions._exactsum is None, reason="the C kernel was not built")
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=200))
+def test_the_c_kernel_and_the_numpy_binning_agree(values: list[float]) -> None:
+    x = np.array(values, dtype=np.float64)
+    native = reductions._float_scaled_sum(x)
+    saved, reductions._exactsum = reductions._exactsum, None
+    try:
+        assert reductions._float_scaled_sum(x) == native
+    finally:
+        reductions._exactsum = saved
+    assert Fraction(native, 2**1074) == sum((Fraction(v) for v in values), Fraction(0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.floats() | st.integers(-(2**63), 2**63 - 1).map(float), max_size=100))
+def test_a_state_for_fewer_ops_gives_the_same_answers_for_them(values: list[float]) -> None:
+    x = np.array(values, dtype=np.float64)
+    ops = ["count", "sum", "mean"]
+    full, lean = Partial(), Partial(needs=frozenset(ops))
+    full.add(x)
+    lean.add(x)
+    want = reductions.finalize(full, ops).values
+    got = reductions.finalize(lean, ops).values
+    assert json_exact(got) == json_exact(want)
+
+
+def json_exact(values: dict[str, Any]) -> list[str]:
+    return [repr(values[k]) for k in sorted(values)]
