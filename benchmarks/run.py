@@ -142,11 +142,6 @@ TEXT_TOOLS = [
         _number,
     ),
     Tool(
-        "numpy.fromfile(sep)",
-        _py("import sys, numpy as np; print(repr(float(np.fromfile(sys.argv[1], sep=' ').sum())))"),
-        _number,
-    ),
-    Tool(
         "pandas read_csv (C engine)",
         _py(
             "import sys, pandas as pd; print(repr(pd.read_csv(sys.argv[1], header=None)[0].sum().item()))"

@@ -82,23 +82,30 @@ def text_range(path: Path, rank: int, np_: int) -> tuple[int, int]:
         return line_start_at_or_after(f, lo), line_start_at_or_after(f, hi)
 
 
-def read_lines(path: Path, start: int, end: int) -> Iterator[tuple[bytes, int]]:
-    """Chunks of whole lines from [start, end), with each chunk's offset."""
-    with path.open("rb") as f:
+def read_lines(path: Path, start: int, end: int) -> Iterator[tuple[memoryview, int]]:
+    """Chunks of whole lines from [start, end), with each chunk's offset.
+
+    A chunk is a view of one buffer that the next chunk reuses, read into without copies:
+    use it (or copy it) before asking for the next one."""
+    buf = bytearray(CHUNK_BYTES)
+    pos, filled = start, 0  # the file offset of buf[0]; bytes of buf in use
+    with path.open("rb", buffering=0) as f:
         f.seek(start)
-        pos, carry = start, b""
-        while pos < end:
-            block = f.read(min(CHUNK_BYTES, end - pos))
-            if not block:
-                break
-            pos += len(block)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1 if pos < end else len(data)
-            if cut:
-                yield data[:cut], pos - len(data)
-            carry = data[cut:]
-        if carry:
-            yield carry, pos - len(carry)
+        while True:
+            want = min(len(buf) - filled, end - pos - filled)
+            got = f.readinto(memoryview(buf)[filled : filled + want]) if want > 0 else 0
+            filled += got or 0
+            if not got or pos + filled >= end:
+                if filled:
+                    yield memoryview(buf)[:filled], pos
+                return
+            cut = buf.rfind(b"\n", 0, filled) + 1
+            if cut == 0:  # one line longer than the buffer: a bigger buffer
+                buf = bytearray(buf[:filled]) + bytearray(len(buf))
+                continue
+            yield memoryview(buf)[:cut], pos
+            buf[: filled - cut] = buf[cut:filled]  # the partial last line moves to the front
+            pos, filled = pos + cut, filled - cut
 
 
 def line_number(path: Path, offset: int) -> int:
@@ -157,7 +164,7 @@ class _Buffers:
         return cls.floats, cls.ints
 
 
-def _parse_in_c(chunk: bytes, dtype: str) -> np.ndarray | None:
+def _parse_in_c(chunk: bytes | memoryview, dtype: str) -> np.ndarray | None:
     """The C parser's answer; None where the numpy path must decide (big ints as floats)."""
     assert _textparse is not None
     floats, ints = _Buffers.fit(len(chunk))
@@ -190,7 +197,7 @@ def parse_tokens(tokens: list[bytes], dtype: str, all_int: bool) -> np.ndarray:
     return values
 
 
-def parse_text(chunk: bytes, dtype: str) -> np.ndarray:
+def parse_text(chunk: bytes | memoryview, dtype: str) -> np.ndarray:
     """All numbers of a chunk of lines: whitespace or commas between, # comments.
     Raises ValueError for a token that is not a number (or not an integer, for int64)
     and OverflowError for an integer beyond int64 (unless floats were asked for)."""
@@ -198,6 +205,7 @@ def parse_text(chunk: bytes, dtype: str) -> np.ndarray:
         values = _parse_in_c(chunk, dtype)
         if values is not None:
             return values
+    chunk = bytes(chunk)
     if b"#" in chunk:
         chunk = _COMMENT.sub(b"", chunk)
     all_int = not chunk.translate(None, _INT_BYTES)
@@ -225,9 +233,9 @@ def text_shard(data: Data, rank: int, np_: int) -> Shard:
             try:
                 yield parse_text(chunk, data.dtype), len(chunk)
             except OverflowError:
-                raise _int_overflow(path, offset, chunk) from None
+                raise _int_overflow(path, offset, bytes(chunk)) from None
             except ValueError:
-                raise _not_a_number(path, offset, chunk, data.dtype) from None
+                raise _not_a_number(path, offset, bytes(chunk), data.dtype) from None
 
     return Shard(chunks(), end - start)
 
@@ -279,7 +287,8 @@ def delimited_shard(data: Data, rank: int, np_: int) -> Shard:
         start, end = line_start_at_or_after(f, body + lo), line_start_at_or_after(f, body + hi)
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
-        for chunk, offset in read_lines(path, start, end):
+        for view, offset in read_lines(path, start, end):
+            chunk = bytes(view)
             lines = [line for line in chunk.split(b"\n") if line.strip()]
             fields = [_field(line, delimiter, index) for line in lines]
             all_int = all(f.lstrip(b"+-").isdigit() for f in fields)

@@ -22,8 +22,7 @@ import numpy as np
 from mlxrun import reductions
 from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
-from mlxrun.plan import Plan
-from mlxrun.results import jsonable
+from mlxrun.plan import Plan, jsonable
 from mlxrun.ring import stagger_last_rank
 from mlxrun.sources import open_shard
 
