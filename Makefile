@@ -22,8 +22,8 @@ demo: install
 	$(BIN)/mlxrun run configs/demo.toml
 
 lint: install
-	$(BIN)/ruff check mlxrun tests benchmarks
-	$(BIN)/ruff format --check mlxrun tests benchmarks
+	$(BIN)/ruff check mlxrun tests benchmarks tools
+	$(BIN)/ruff format --check mlxrun tests benchmarks tools
 	$(BIN)/mypy
 
 test-deps:

@@ -4,7 +4,13 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(f"mlxrun.{name}", [f"mlxrun/{name}.c"], extra_compile_args=["-O2"], optional=True)
+        Extension(
+            f"mlxrun.{name}",
+            [f"mlxrun/{name}.c"],
+            depends=["mlxrun/_pow5.h"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
         for name in ("_textparse", "_exactsum")
     ]
 )

@@ -12,18 +12,17 @@
  * Every float is correctly rounded, as Python's float() rounds it:
  * - Clinger's fast path: a mantissa below 2**53 times an exact power of ten below 1e23
  *   is one IEEE operation, hence correctly rounded;
- * - on x86, whose long double has a 64-bit mantissa, a mantissa below 2**64 and a power
- *   of ten up to 1e27 (both exact) make one long double operation whose error is below
- *   one unit of its last bit; rounding that to double is correct unless the 11 bits
- *   below the double's last bit sit next to the halfway point, which is checked;
- * - anything else (more than 19 digits, large exponents, a doubtful case) goes to the
- *   C library's strtod, which is correctly rounded in glibc and macOS libc.
+ * - Eisel and Lemire's algorithm (as in fast_float): the 19-digit mantissa times a
+ *   128-bit approximation of 5**q (table in _pow5.h) gives the result's top bits; where
+ *   that approximation or a tie could leave the rounding in doubt, or the result is
+ *   subnormal or overflows, this parser does not decide;
+ * - anything else (more than 19 digits, a doubtful case) goes to the C library's
+ *   strtod, which is correctly rounded in glibc and macOS libc.
  * The grammar is Python's float() grammar without underscores and hex: an optional
  * sign, digits with an optional point, an optional exponent, or nan/inf/infinity.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,10 +32,7 @@ static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                              1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                              1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-#if LDBL_MANT_DIG == 64 && (defined(__x86_64__) || defined(__i386__))
-#define X87 1
-static long double P10L[28];
-#endif
+#include "_pow5.h"
 
 static inline int is_sep(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == '\v' || c == '\f';
@@ -70,6 +66,47 @@ static double slow_double(const unsigned char *start, const unsigned char *stop)
     return v;
 }
 
+/* The full 128-bit product of two 64-bit numbers. */
+static inline void mul128(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
+    __uint128_t r = (__uint128_t)a * b;
+    *hi = (uint64_t)(r >> 64);
+    *lo = (uint64_t)r;
+}
+
+/* w * 10**q for 0 < w < 2**64, correctly rounded, or 0 when it cannot be sure. */
+static int eisel_lemire(uint64_t w, int q, int negative, double *out) {
+    if (q < POW5_MIN_Q || q > POW5_MAX_Q) return 0;
+    int lz = __builtin_clzll(w);
+    w <<= lz;
+    int index = 2 * (q - POW5_MIN_Q);
+    uint64_t hi, lo;
+    mul128(w, POW5[index], &hi, &lo);
+    const uint64_t mask = 0xFFFFFFFFFFFFFFFFULL >> 55; /* the bits below the 55 we keep */
+    if ((hi & mask) == mask) { /* they might carry: add the table's next 64 bits */
+        uint64_t hi2, lo2;
+        mul128(w, POW5[index + 1], &hi2, &lo2);
+        lo += hi2;
+        if (hi2 > lo) hi++;
+        if ((hi & mask) == mask && lo == 0xFFFFFFFFFFFFFFFFULL) return 0;
+    }
+    int upper = (int)(hi >> 63);
+    uint64_t mantissa = hi >> (upper + 9);
+    int power2 = (((152170 + 65536) * q) >> 16) + 63 + upper - lz + 1023;
+    if (power2 <= 0) return 0; /* subnormal */
+    if (lo <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1) return 0; /* maybe a tie */
+    mantissa += mantissa & 1;
+    mantissa >>= 1;
+    if (mantissa >= (2ULL << 52)) {
+        mantissa = 1ULL << 52;
+        power2++;
+    }
+    if (power2 >= 0x7FF) return 0; /* overflow */
+    uint64_t bits = (mantissa & ~(1ULL << 52)) | ((uint64_t)power2 << 52);
+    bits |= (uint64_t)negative << 63;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
 static int fast_double(uint64_t w, int q, int negative, double *out) {
     if (w == 0) {
         *out = negative ? -0.0 : 0.0;
@@ -81,21 +118,7 @@ static int fast_double(uint64_t w, int q, int negative, double *out) {
         *out = negative ? -d : d;
         return 1;
     }
-#ifdef X87
-    if (q >= -27 && q <= 27) {
-        long double r = (long double)w;
-        r = q < 0 ? r / P10L[-q] : r * P10L[q];
-        uint64_t bits; /* the x87 format keeps its 64-bit mantissa in the first 8 bytes */
-        memcpy(&bits, &r, sizeof bits);
-        unsigned low = (unsigned)(bits & 0x7FF);
-        if (low < 0x3FF || low > 0x401) { /* far enough from halfway: one rounding */
-            double d = (double)r;
-            *out = negative ? -d : d;
-            return 1;
-        }
-    }
-#endif
-    return 0;
+    return eisel_lemire(w, q, negative, out);
 }
 
 /* Parses one token at p; returns the end of the token, or NULL if it is not a number. */
@@ -233,10 +256,4 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_textparse", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__textparse(void) {
-#ifdef X87
-    P10L[0] = 1.0L;
-    for (int k = 1; k < 28; k++) P10L[k] = P10L[k - 1] * 10.0L; /* exact up to 1e27 */
-#endif
-    return PyModule_Create(&module);
-}
+PyMODINIT_FUNC PyInit__textparse(void) { return PyModule_Create(&module); }
