@@ -32,13 +32,15 @@ class JobFailed(MlxrunError):
 
 def check_data(data: Data) -> None:
     """Fails before any rank starts on what can be seen from here (a missing file, a bad column)."""
-    # numpy comes with sources: imported here, it stays out of every other command's start-up.
-    from mlxrun.sources import column_index, csv_header, npy_view, npz_view, safetensors_view
-
     if data.path is None:
         return
     if not data.path.is_file():
         raise DataError(f"{data.path}: no such file")
+    if data.format == "text":
+        return
+    # numpy comes with sources: imported only here, it stays out of plain text jobs' start-up.
+    from mlxrun.sources import column_index, csv_header, npy_view, npz_view, safetensors_view
+
     if data.format in ("csv", "tsv"):
         column_index(
             data.path, csv_header(data.path, b"\t" if data.format == "tsv" else b","), data.column
