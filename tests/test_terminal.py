@@ -46,7 +46,7 @@ def test_each_rank_has_its_own_colour() -> None:
 
 def test_a_long_reduction_shows_progress_per_rank(tmp_path: Path) -> None:
     spec = tmp_path / "big.toml"
-    spec.write_text('[data.generate]\nkind = "random"\nn = 60000000\n[reduce]\nops = ["sum"]\n')
+    spec.write_text('[data.generate]\nkind = "random"\nn = 400000000\n[reduce]\nops = ["sum"]\n')
     code, screen = on_terminal("run", str(spec))
     assert code == 0
     assert "rank   0" in screen and "rank   1" in screen  # the bars' labels
