@@ -20,16 +20,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlxrun.agent import RANK_ENV
 from mlxrun.errors import LaunchError
 from mlxrun.hostfile import Hostfile
 from mlxrun.ports import PortBlock, reserve_ports
-
-BACKENDS = ("ring", "mpi")
-
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -39,7 +36,6 @@ class JobSpec:
     np: int
     backend: str = "ring"
     hostfile: Hostfile | None = None
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def python_bin_dir() -> str:
@@ -107,7 +103,7 @@ class Launch:
     def start(self) -> None:
         if self.spec.backend == "ring" and (self.spec.np > 1 or self.spec.hostfile):
             self.ports = reserve_ports(self.spec.np)
-        env = base_env({**self.spec.env, **self._agent_env, "TMPDIR": self.tmpdir})
+        env = base_env({**self._agent_env, "TMPDIR": self.tmpdir})
         if self.spec.np == 1 and self.spec.hostfile is None:
             env[RANK_ENV] = "0"
         if self.spec.backend == "mpi" and shutil.which("mpirun", path=env["PATH"]) is None:
