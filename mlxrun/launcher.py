@@ -28,6 +28,7 @@ from mlxrun.errors import LaunchError
 from mlxrun.hostfile import Hostfile
 from mlxrun.ports import PortBlock, reserve_ports
 
+
 @dataclass(frozen=True)
 class JobSpec:
     """What to run: the rank command and where (backend, np or a hostfile)."""
