@@ -233,14 +233,16 @@ def _binned_sum(x: FloatArray, exponent: IntArray) -> int:
     return sum(_scaled(high_list[k]) + _scaled(low_list[k]) for k in used)
 
 
-def _int_sums(x: IntArray) -> tuple[int, int]:
-    """Exact sum and sum of squares of int64 values, as Python ints."""
+def _int_sums(x: IntArray, squares_too: bool = True) -> tuple[int, int]:
+    """Exact sum and (only if asked: it costs as much again) sum of squares of int64
+    values, as Python ints."""
     total = squares = 0
     for start in range(0, len(x), _INT_BLOCK):
         block = x[start : start + _INT_BLOCK]
         # x = high * 2**32 + low: both partial sums fit int64 for blocks below 2**31 items.
         total += (int(np.sum(block >> 32)) << 32) + int(np.sum(block & 0xFFFFFFFF))
-        squares += _int_squares_block(block)
+        if squares_too:
+            squares += _int_squares_block(block)
     return total, squares
 
 
@@ -440,7 +442,7 @@ class Partial:
         if n == 0:
             return
         self.count = self.int_count = n
-        self.int_sum, self.int_squares = _int_sums(x)
+        self.int_sum, self.int_squares = _int_sums(x, squares_too=bool(self.needs & _MOMENT_OPS))
         if self.needs & _EXTREME_OPS:
             self._extremes_of(x, None)
         if "prod" in self.needs:

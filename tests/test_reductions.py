@@ -551,3 +551,15 @@ def test_a_state_for_fewer_ops_gives_the_same_answers_for_them(values: list[floa
 
 def json_exact(values: dict[str, Any]) -> list[str]:
     return [repr(values[k]) for k in sorted(values)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=100))
+def test_a_lean_state_of_integers_gives_the_same_answers(values: list[int]) -> None:
+    x = np.array(values, dtype=np.int64)
+    ops = ["count", "sum", "mean", "min", "max"]
+    full, lean = Partial(), Partial(needs=frozenset(ops))
+    full.add(x)
+    lean.add(x)
+    got = json_exact(reductions.finalize(lean, ops).values)
+    assert got == json_exact(reductions.finalize(full, ops).values)
