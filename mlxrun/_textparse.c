@@ -144,7 +144,28 @@ static const unsigned char *number(const unsigned char *p, const unsigned char *
     }
     uint64_t w = 0;
     int digits = 0, significant = 0, dropped = 0, q = 0, point = 0;
-    for (; p < end; p++) {
+    /* The common case first: at most 19 digits in all, read by two tight loops. Leading
+     * zeros count here but add nothing to w; a longer number is read again below. */
+    const unsigned char *digits_start = p;
+    while (p < end && (unsigned)(*p - '0') < 10) w = w * 10 + (uint64_t)(*p++ - '0');
+    int int_digits = (int)(p - digits_start);
+    int frac_digits = 0;
+    if (p < end && *p == '.') {
+        const unsigned char *frac = ++p;
+        while (p < end && (unsigned)(*p - '0') < 10) w = w * 10 + (uint64_t)(*p++ - '0');
+        frac_digits = (int)(p - frac);
+        point = 1;
+    }
+    int careful = int_digits + frac_digits > 19;
+    if (!careful) {
+        digits = int_digits + frac_digits;
+        q = -frac_digits;
+    } else { /* too long for one uint64: the careful loop skips zeros and drops digits */
+        p = digits_start;
+        w = 0;
+        point = 0;
+    }
+    for (; careful && p < end; p++) {
         unsigned char c = *p;
         if (c >= '0' && c <= '9') {
             digits++;
