@@ -41,14 +41,10 @@ static PyObject *binned(PyObject *self, PyObject *args) {
             continue;
         }
         if (e) m |= 1ULL << 52;
-        int64_t h = (int64_t)(m >> 32), l = (int64_t)(m & 0xFFFFFFFFULL);
-        if (bits >> 63) {
-            hi[e] -= h;
-            lo[e] -= l;
-        } else {
-            hi[e] += h;
-            lo[e] += l;
-        }
+        /* Negate without a branch: signs of real data are a coin toss for the predictor. */
+        int64_t sign = -(int64_t)(bits >> 63);
+        hi[e] += ((int64_t)(m >> 32) ^ sign) - sign;
+        lo[e] += ((int64_t)(m & 0xFFFFFFFFULL) ^ sign) - sign;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);
