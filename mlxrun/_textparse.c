@@ -259,7 +259,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
             break;
         }
         fout[count] = f;
-        iout[count] = i;
+        if (all_int) iout[count] = i; /* once a float is seen the ints are not used */
         all_int &= is_int;
         count++;
         p = next;
