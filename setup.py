@@ -7,7 +7,7 @@ setup(
         Extension(
             f"mlxrun.{name}",
             [f"mlxrun/{name}.c"],
-            depends=["mlxrun/_pow5.h"],
+            depends=["mlxrun/_pow5.h", "mlxrun/_bins.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )

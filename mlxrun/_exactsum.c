@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define BINS 2048
+#include "_bins.h"
 
 static PyObject *binned(PyObject *self, PyObject *args) {
     Py_buffer values, high, low;
@@ -32,19 +32,13 @@ static PyObject *binned(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < n; k++) {
         uint64_t bits = v[k];
-        unsigned e = (unsigned)((bits >> 52) & 0x7FF);
-        uint64_t m = bits & ((1ULL << 52) - 1);
-        if (e == 0x7FF) {
-            if (m) nan++;
+        if (((bits >> 52) & 0x7FF) == 0x7FF) {
+            if (bits & ((1ULL << 52) - 1)) nan++;
             else if (bits >> 63) neginf++;
             else posinf++;
             continue;
         }
-        if (e) m |= 1ULL << 52;
-        /* Negate without a branch: signs of real data are a coin toss for the predictor. */
-        int64_t sign = -(int64_t)(bits >> 63);
-        hi[e] += ((int64_t)(m >> 32) ^ sign) - sign;
-        lo[e] += ((int64_t)(m & 0xFFFFFFFFULL) ^ sign) - sign;
+        bin_double(bits, hi, lo);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);

@@ -32,6 +32,7 @@ static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                              1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                              1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+#include "_bins.h"
 #include "_pow5.h"
 
 /* Separators, looked up rather than compared one by one: this test runs for every byte. */
@@ -271,7 +272,75 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nini)", count, all_int, kind, where);
 }
 
+/* sum_text(src, high, low): the numbers of src summed without storing them, for jobs
+ * that only need sums and counts. Integers add exactly into a 128-bit total and also, as
+ * floats, into the bins: a chunk with any float is all floats (as parse() hands it on).
+ * Returns (count, all_int, error_kind, error_offset, nan, posinf, neginf, isum_high,
+ * isum_low); on an error the caller parses the chunk again to name the bad token. */
+static PyObject *sum_text(PyObject *self, PyObject *args) {
+    Py_buffer src, high, low;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &src, &high, &low)) return NULL;
+    if (high.len < BINS * 8 || low.len < BINS * 8 || src.len > INT32_MAX) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&high);
+        PyBuffer_Release(&low);
+        PyErr_SetString(PyExc_ValueError, "sum_text(src < 2 GiB, int64[2048], int64[2048])");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)src.buf, *begin = p, *end = p + src.len;
+    int64_t *hi = (int64_t *)high.buf, *lo = (int64_t *)low.buf;
+    Py_ssize_t count = 0, nan = 0, posinf = 0, neginf = 0, where = 0;
+    int all_int = 1, kind = 0;
+    __int128 isum = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < end) {
+        unsigned char c = *p;
+        if (is_sep(c)) {
+            p++;
+            continue;
+        }
+        if (c == '#') {
+            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+            p = nl ? nl + 1 : end;
+            continue;
+        }
+        double f = 0;
+        int64_t i = 0;
+        int is_int = 0, overflow = 0;
+        const unsigned char *next = number(p, end, &f, &i, &is_int, &overflow);
+        if (next == NULL || overflow) {
+            kind = next == NULL ? 1 : 2;
+            where = p - begin;
+            break;
+        }
+        if (is_int) isum += i;
+        all_int &= is_int;
+        uint64_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        if (((bits >> 52) & 0x7FF) == 0x7FF) {
+            if (bits & ((1ULL << 52) - 1)) nan++;
+            else if (bits >> 63) neginf++;
+            else posinf++;
+        } else {
+            bin_double(bits, hi, lo);
+        }
+        count++;
+        p = next;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&high);
+    PyBuffer_Release(&low);
+    long long isum_high = (long long)(isum >> 64);
+    unsigned long long isum_low = (unsigned long long)isum;
+    return Py_BuildValue("(niinnnnLK)", count, all_int, kind, where, nan, posinf, neginf,
+                         isum_high, isum_low);
+}
+
 static PyMethodDef methods[] = {
+    {"sum_text", sum_text, METH_VARARGS,
+     "sum_text(src, high, low) -> (count, all_int, error_kind, error_offset, nan, posinf, "
+     "neginf, isum_high, isum_low)"},
     {"parse", parse, METH_VARARGS, "parse(src, floats, ints) -> (count, all_int, error_kind, error_offset)"},
     {NULL, NULL, 0, NULL},
 };

@@ -199,9 +199,39 @@ def _native_scaled_sum(x: FloatArray) -> int:
         high = np.zeros(_NATIVE_BINS, dtype=np.int64)
         low = np.zeros(_NATIVE_BINS, dtype=np.int64)
         _exactsum.binned(data[start : start + _NATIVE_BLOCK], high, low)
-        for e in np.flatnonzero(high | low).tolist():
-            total += ((int(high[e]) << 32) + int(low[e])) << (max(e, 1) - 1)
+        total += fold_bins(high, low)
     return total
+
+
+def fold_bins(high: IntArray, low: IntArray) -> int:
+    """The exact sum, scaled by 2**1074, held in the C kernels' bins (see _bins.h)."""
+    total = 0
+    for e in np.flatnonzero(high | low).tolist():
+        total += ((int(high[e]) << 32) + int(low[e])) << (max(e, 1) - 1)
+    return total
+
+
+SUM_OPS = frozenset({"count", "sum", "mean"})
+
+
+def partial_of_sums(
+    count: int, all_int: bool, specials: tuple[int, int, int], int_sum: int, scaled_sum: int
+) -> Partial:
+    """The state of a chunk that was only summed: enough for count, sum and mean. As with
+    parsed chunks, integers stay exact in a chunk of integers and are floats in any other."""
+    if all_int:
+        return Partial(count=count, int_count=count, int_sum=int_sum, needs=SUM_OPS)
+    nan, posinf, neginf = specials
+    return Partial(
+        count=count,
+        nan_count=nan,
+        posinf_count=posinf,
+        neginf_count=neginf,
+        saw_float=True,
+        float_count=count - nan - posinf - neginf,
+        float_sum=scaled_sum,
+        needs=SUM_OPS,
+    )
 
 
 def _float_scaled_sum_block(x: FloatArray) -> int:

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -38,19 +38,36 @@ _INT_BYTES = b"0123456789+- \t\r\n,"
 _COMMENT = re.compile(rb"#[^\n]*")
 
 
-class Shard:
-    """What one rank reads: its chunks of numbers, and how many bytes they come from."""
+T = TypeVar("T")
 
-    def __init__(self, parts: Iterator[tuple[np.ndarray, int]], bytes_total: int) -> None:
+
+class Shard(Generic[T]):
+    """What one rank reads: its chunks (of numbers, or of their sums), and how many bytes
+    they come from."""
+
+    def __init__(self, parts: Iterator[tuple[T, int]], bytes_total: int) -> None:
         self._parts = parts
         self.bytes_total = bytes_total
         self.bytes_done = 0  # for progress reports
 
     @property
-    def chunks(self) -> Iterator[np.ndarray]:
+    def chunks(self) -> Iterator[T]:
         for values, nbytes in self._parts:
             self.bytes_done += nbytes
             yield values
+
+
+class TextSums(NamedTuple):
+    """One chunk of text, summed as it was parsed (nothing stored): see _textparse.c."""
+
+    n: int  # numbers in the chunk
+    all_int: bool
+    nan: int
+    posinf: int
+    neginf: int
+    int_sum: int  # exact, of the integer tokens
+    high: np.ndarray  # the float bins (integers included as floats), for the exact sum
+    low: np.ndarray
 
 
 def span(total: int, rank: int, np_: int) -> tuple[int, int]:
@@ -224,18 +241,48 @@ def _int_overflow(path: Path, offset: int, chunk: bytes) -> DataError:
     return DataError(f"{path}: integer out of the int64 range near byte {offset}")
 
 
-def text_shard(data: Data, rank: int, np_: int) -> Shard:
+def _parsed(path: Path, chunk: memoryview, offset: int, dtype: str) -> np.ndarray:
+    try:
+        return parse_text(chunk, dtype)
+    except OverflowError:
+        raise _int_overflow(path, offset, bytes(chunk)) from None
+    except ValueError:
+        raise _not_a_number(path, offset, bytes(chunk), dtype) from None
+
+
+def text_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     path = _existing(data)
     start, end = text_range(path, rank, np_)
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
         for chunk, offset in read_lines(path, start, end):
-            try:
-                yield parse_text(chunk, data.dtype), len(chunk)
-            except OverflowError:
-                raise _int_overflow(path, offset, bytes(chunk)) from None
-            except ValueError:
-                raise _not_a_number(path, offset, bytes(chunk), data.dtype) from None
+            yield _parsed(path, chunk, offset, data.dtype), len(chunk)
+
+    return Shard(chunks(), end - start)
+
+
+def can_sum_text(data: Data) -> bool:
+    """Whether text_sums can serve this data (plain text, types as written, C parser)."""
+    return data.format == "text" and data.dtype == "auto" and _textparse is not None
+
+
+def text_sums(data: Data, rank: int, np_: int) -> Shard[TextSums]:
+    """The rank's text shard summed chunk by chunk without storing the numbers, for jobs
+    that need only count, sum and mean. A bad token is reported as text_shard does."""
+    assert _textparse is not None
+    path = _existing(data)
+    start, end = text_range(path, rank, np_)
+
+    def chunks() -> Iterator[tuple[TextSums, int]]:
+        for chunk, offset in read_lines(path, start, end):
+            high, low = np.zeros(2048, dtype=np.int64), np.zeros(2048, dtype=np.int64)
+            n, all_int, error, _where, nan, pinf, ninf, ihigh, ilow = _textparse.sum_text(
+                chunk, high, low
+            )
+            if error:
+                _parsed(path, chunk, offset, data.dtype)  # raises, naming the token
+            int_sum = (ihigh << 64) + ilow
+            yield TextSums(n, bool(all_int), nan, pinf, ninf, int_sum, high, low), len(chunk)
 
     return Shard(chunks(), end - start)
 
@@ -274,7 +321,7 @@ def column_index(path: Path, header: list[str], column: str | int | None) -> int
     return header.index(column)
 
 
-def delimited_shard(data: Data, rank: int, np_: int) -> Shard:
+def delimited_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     path = _existing(data)
     delimiter = b"\t" if data.format == "tsv" else b","
     header = csv_header(path, delimiter)
@@ -431,7 +478,7 @@ def as_numbers(raw: np.ndarray, view: ArrayView) -> np.ndarray:
     return raw.astype(np.int64)
 
 
-def array_shard(view: ArrayView, rank: int, np_: int) -> Shard:
+def array_shard(view: ArrayView, rank: int, np_: int) -> Shard[np.ndarray]:
     lo, hi = span(view.count, rank, np_)
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
@@ -469,7 +516,7 @@ def generated_block(
     return rng.standard_normal(size)
 
 
-def generated_shard(data: Data, rank: int, np_: int) -> Shard:
+def generated_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     g = data.generate
     assert g is not None
     lo, hi = span(g.n, rank, np_)
@@ -494,7 +541,7 @@ def _existing(data: Data) -> Path:
     return data.path
 
 
-def open_shard(data: Data, rank: int, np_: int) -> Shard:
+def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     """The chunks of numbers that rank `rank` of `np_` reduces."""
     if data.generate is not None:
         return generated_shard(data, rank, np_)

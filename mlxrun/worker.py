@@ -24,7 +24,7 @@ from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
 from mlxrun.plan import Plan, jsonable
 from mlxrun.ring import stagger_last_rank
-from mlxrun.sources import open_shard
+from mlxrun.sources import open_shard, text_sums
 
 PROGRESS_SECONDS = 0.5
 LOCAL_OPS = ("count", "sum", "mean", "min", "max", "var", "std", "prod")  # shown per rank
@@ -103,6 +103,22 @@ def reduce_shard(
     start = last = time.perf_counter()
     for chunk in shard.chunks:
         part.add(chunk)
+        now = time.perf_counter()
+        if now - last > PROGRESS_SECONDS:
+            reporter.send({"progress": shard.bytes_done, "total": shard.bytes_total})
+            last = now
+    return part, shard.bytes_total, time.perf_counter() - start
+
+
+def sum_shard(plan: Plan, rank: int, reporter: Reporter) -> tuple[reductions.Partial, int, float]:
+    """Sums, counts and means of text need no stored numbers: the parser sums as it reads."""
+    shard = text_sums(plan.data, rank, plan.np)
+    part = reductions.Partial(needs=reductions.SUM_OPS)
+    start = last = time.perf_counter()
+    for s in shard.chunks:
+        scaled = reductions.fold_bins(s.high, s.low)
+        specials = (s.nan, s.posinf, s.neginf)
+        part.merge(reductions.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled))
         now = time.perf_counter()
         if now - last > PROGRESS_SECONDS:
             reporter.send({"progress": shard.bytes_done, "total": shard.bytes_total})

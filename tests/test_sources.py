@@ -210,3 +210,38 @@ def test_generated_data_is_the_same_for_any_np(distribution: str) -> None:
 def test_generated_range() -> None:
     data = Data(None, "generated", generate=Generate("range", 10, start=5))
     assert flat(values(data, 3)) == list(range(5, 15))
+
+
+@pytest.mark.skipif(sources._textparse is None, reason="the C parser was not built")
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(line, max_size=40))
+def test_summing_while_parsing_equals_parsing_then_summing(tmp_path_factory, lines) -> None:
+    from mlxrun import reductions
+
+    path = tmp_path_factory.mktemp("s") / "data.txt"
+    path.write_text("\n".join(lines) + "\n")
+    data = Data(path, "text")
+    for np_ in (1, 3):
+        for rank in range(np_):
+            parsed = reductions.Partial(needs=reductions.SUM_OPS)
+            for chunk in open_shard(data, rank, np_).chunks:
+                parsed.add(chunk)
+            summed = reductions.Partial(needs=reductions.SUM_OPS)
+            for s in sources.text_sums(data, rank, np_).chunks:
+                scaled = reductions.fold_bins(s.high, s.low)
+                specials = (s.nan, s.posinf, s.neginf)
+                summed.merge(
+                    reductions.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled)
+                )
+            want = reductions.finalize(parsed, sorted(reductions.SUM_OPS)).values
+            got = reductions.finalize(summed, sorted(reductions.SUM_OPS)).values
+            assert repr(got) == repr(want)
+
+
+@pytest.mark.skipif(sources._textparse is None, reason="the C parser was not built")
+def test_summing_while_parsing_names_a_bad_token_the_same_way(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("1\n2\n12,5x\n")
+    with pytest.raises(DataError) as e:
+        list(sources.text_sums(Data(path, "text"), 0, 1).chunks)
+    assert str(e.value) == f'{path}:3: not a number: "12,5x"'
