@@ -242,6 +242,10 @@ class Supervisor:
 
     # -- stopping -------------------------------------------------------------
 
+    def _all_ranks_done(self) -> bool:
+        """Every rank reported exit code 0 and hung up."""
+        return not self.conns and all(r.returncode == 0 for r in self.ranks)
+
     def _only_victims_so_far(self) -> bool:
         """True while every failure is a rank that lost a peer, for a short while: the
         peer that died first is then still exiting, and it is the root cause to report."""
@@ -311,6 +315,8 @@ class Supervisor:
                 # Agents normally hang up before the launcher exits; MPI ranks may linger.
                 if not self.conns or time.monotonic() - launcher_done_at > DRAIN_SECONDS:
                     break
+            if self.stop_reason is None and self._all_ranks_done():
+                break  # nothing is left to hear: the launcher's own exit adds only latency
             if (
                 self.killed
                 and time.monotonic() - self.stopping_since > GRACE_SECONDS + DRAIN_SECONDS
