@@ -123,6 +123,23 @@ static int fast_double(uint64_t w, int q, int negative, double *out) {
     return eisel_lemire(w, q, negative, out);
 }
 
+/* Moves *pp past separators and comments to the next token; 0 at the end of the text. */
+static inline int skip_to_token(const unsigned char **pp, const unsigned char *end) {
+    const unsigned char *p = *pp;
+    while (p < end) {
+        if (is_sep(*p)) {
+            p++;
+        } else if (*p == '#') {
+            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+            p = nl ? nl + 1 : end;
+        } else {
+            break;
+        }
+    }
+    *pp = p;
+    return p < end;
+}
+
 /* Parses one token at p; returns the end of the token, or NULL if it is not a number. */
 static const unsigned char *number(const unsigned char *p, const unsigned char *end, double *f,
                                    int64_t *i, int *is_int, int *overflow) {
@@ -239,17 +256,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     int all_int = 1, kind = 0;
     Py_ssize_t where = 0;
     Py_BEGIN_ALLOW_THREADS
-    while (p < end) {
-        unsigned char c = *p;
-        if (is_sep(c)) {
-            p++;
-            continue;
-        }
-        if (c == '#') {
-            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-            p = nl ? nl + 1 : end;
-            continue;
-        }
+    while (skip_to_token(&p, end)) {
         double f = 0;
         int64_t i = 0;
         int is_int = 0, overflow = 0;
@@ -293,17 +300,7 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
     int all_int = 1, kind = 0;
     __int128 isum = 0;
     Py_BEGIN_ALLOW_THREADS
-    while (p < end) {
-        unsigned char c = *p;
-        if (is_sep(c)) {
-            p++;
-            continue;
-        }
-        if (c == '#') {
-            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-            p = nl ? nl + 1 : end;
-            continue;
-        }
+    while (skip_to_token(&p, end)) {
         double f = 0;
         int64_t i = 0;
         int is_int = 0, overflow = 0;
