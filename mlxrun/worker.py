@@ -15,7 +15,8 @@ import resource
 import socket
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,8 +25,9 @@ from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
 from mlxrun.plan import Plan, jsonable
 from mlxrun.ring import stagger_last_rank
-from mlxrun.sources import open_shard, text_sums
+from mlxrun.sources import Shard, TextSums, can_sum_text, open_shard, text_sums
 
+T = TypeVar("T")
 PROGRESS_SECONDS = 0.5
 LOCAL_OPS = ("count", "sum", "mean", "min", "max", "var", "std", "prod")  # shown per rank
 LOCAL_OPS_ALWAYS = ("count", "sum")  # cheap, and every rank's table row shows them
@@ -98,32 +100,34 @@ def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
 def reduce_shard(
     plan: Plan, rank: int, reporter: Reporter
 ) -> tuple[reductions.Partial, int, float]:
+    if set(plan.ops) <= reductions.SUM_OPS and can_sum_text(plan.data):
+        # Counts, sums and means of text need no stored numbers: summed as it is parsed.
+        sums = text_sums(plan.data, rank, plan.np)
+        part = reductions.Partial(needs=reductions.SUM_OPS)
+        seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
+        return part, sums.bytes_total, seconds
     shard = open_shard(plan.data, rank, plan.np)
     part = reductions.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
+    return part, shard.bytes_total, consume(shard, part.add, reporter)
+
+
+def partial_of(s: TextSums) -> reductions.Partial:
+    scaled = reductions.fold_bins(s.high, s.low)
+    return reductions.partial_of_sums(
+        s.n, s.all_int, (s.nan, s.posinf, s.neginf), s.int_sum, scaled
+    )
+
+
+def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> float:
+    """Feeds every chunk to `add`, reporting progress; returns the seconds it took."""
     start = last = time.perf_counter()
     for chunk in shard.chunks:
-        part.add(chunk)
+        add(chunk)
         now = time.perf_counter()
         if now - last > PROGRESS_SECONDS:
             reporter.send({"progress": shard.bytes_done, "total": shard.bytes_total})
             last = now
-    return part, shard.bytes_total, time.perf_counter() - start
-
-
-def sum_shard(plan: Plan, rank: int, reporter: Reporter) -> tuple[reductions.Partial, int, float]:
-    """Sums, counts and means of text need no stored numbers: the parser sums as it reads."""
-    shard = text_sums(plan.data, rank, plan.np)
-    part = reductions.Partial(needs=reductions.SUM_OPS)
-    start = last = time.perf_counter()
-    for s in shard.chunks:
-        scaled = reductions.fold_bins(s.high, s.low)
-        specials = (s.nan, s.posinf, s.neginf)
-        part.merge(reductions.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled))
-        now = time.perf_counter()
-        if now - last > PROGRESS_SECONDS:
-            reporter.send({"progress": shard.bytes_done, "total": shard.bytes_total})
-            last = now
-    return part, shard.bytes_total, time.perf_counter() - start
+    return time.perf_counter() - start
 
 
 def histogram(plan: Plan, rank: int, state: reductions.Partial, coll: Collectives) -> np.ndarray:

@@ -217,6 +217,7 @@ def test_generated_range() -> None:
 @given(lines=st.lists(line, max_size=40))
 def test_summing_while_parsing_equals_parsing_then_summing(tmp_path_factory, lines) -> None:
     from mlxrun import reductions
+    from mlxrun.worker import partial_of
 
     path = tmp_path_factory.mktemp("s") / "data.txt"
     path.write_text("\n".join(lines) + "\n")
@@ -228,11 +229,7 @@ def test_summing_while_parsing_equals_parsing_then_summing(tmp_path_factory, lin
                 parsed.add(chunk)
             summed = reductions.Partial(needs=reductions.SUM_OPS)
             for s in sources.text_sums(data, rank, np_).chunks:
-                scaled = reductions.fold_bins(s.high, s.low)
-                specials = (s.nan, s.posinf, s.neginf)
-                summed.merge(
-                    reductions.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled)
-                )
+                summed.merge(partial_of(s))
             want = reductions.finalize(parsed, sorted(reductions.SUM_OPS)).values
             got = reductions.finalize(summed, sorted(reductions.SUM_OPS)).values
             assert repr(got) == repr(want)
