@@ -242,3 +242,21 @@ def test_summing_while_parsing_names_a_bad_token_the_same_way(tmp_path: Path) ->
     with pytest.raises(DataError) as e:
         list(sources.text_sums(Data(path, "text"), 0, 1).chunks)
     assert str(e.value) == f'{path}:3: not a number: "12,5x"'
+
+
+@pytest.mark.skipif(sources._textparse is None, reason="the C parser was not built")
+def test_a_sum_only_job_sums_while_parsing(tmp_path: Path, monkeypatch) -> None:
+    from mlxrun import worker
+    from mlxrun.plan import Plan
+
+    path = tmp_path / "d.txt"
+    path.write_text("1 2\n3.5\n")
+
+    def no_arrays(*args: object) -> None:
+        raise AssertionError("a count/sum/mean job must not store the numbers")
+
+    monkeypatch.setattr(worker, "open_shard", no_arrays)
+    plan = Plan("job", 1, "ring", Data(path, "text"), ("sum", "mean"), 10)
+    part, nbytes, _ = worker.reduce_shard(plan, 0, worker.Reporter())
+    assert (part.count, nbytes) == (3, path.stat().st_size)
+    assert worker.reductions.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
