@@ -280,10 +280,12 @@ static PyObject *parse(PyObject *self, PyObject *args) {
 }
 
 /* sum_text(src, high, low): the numbers of src summed without storing them, for jobs
- * that only need sums and counts. Integers add exactly into a 128-bit total and also, as
- * floats, into the bins: a chunk with any float is all floats (as parse() hands it on).
- * Returns (count, all_int, error_kind, error_offset, nan, posinf, neginf, isum_high,
- * isum_low); on an error the caller parses the chunk again to name the bad token. */
+ * that only need sums and counts. Floats go into the bins; integers add exactly into a
+ * 128-bit total. A chunk with any float is all floats (as parse() hands it on), where an
+ * integer beyond 2**53 counts as the float it rounds to: `rounding` totals those
+ * differences, so the chunk's float sum is bins + total + rounding, still exact.
+ * Returns (count, all_int, error_kind, error_offset, nan, posinf, neginf, total_high,
+ * total_low, rounding); on an error the caller parses the chunk again to name the token. */
 static PyObject *sum_text(PyObject *self, PyObject *args) {
     Py_buffer src, high, low;
     if (!PyArg_ParseTuple(args, "y*w*w*", &src, &high, &low)) return NULL;
@@ -299,6 +301,7 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
     Py_ssize_t count = 0, nan = 0, posinf = 0, neginf = 0, where = 0;
     int all_int = 1, kind = 0;
     __int128 isum = 0;
+    long long rounding = 0; /* |each term| < 2**11, at most 2**31 terms */
     Py_BEGIN_ALLOW_THREADS
     while (skip_to_token(&p, end)) {
         double f = 0;
@@ -310,8 +313,14 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
             where = p - begin;
             break;
         }
-        if (is_int) isum += i;
         all_int &= is_int;
+        count++;
+        p = next;
+        if (is_int) {
+            isum += i;
+            if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
+            continue;
+        }
         uint64_t bits;
         memcpy(&bits, &f, sizeof bits);
         if (((bits >> 52) & 0x7FF) == 0x7FF) {
@@ -321,8 +330,6 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
         } else {
             bin_double(bits, hi, lo);
         }
-        count++;
-        p = next;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
@@ -330,14 +337,14 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
     PyBuffer_Release(&low);
     long long isum_high = (long long)(isum >> 64);
     unsigned long long isum_low = (unsigned long long)isum;
-    return Py_BuildValue("(niinnnnLK)", count, all_int, kind, where, nan, posinf, neginf,
-                         isum_high, isum_low);
+    return Py_BuildValue("(niinnnnLKL)", count, all_int, kind, where, nan, posinf, neginf,
+                         isum_high, isum_low, rounding);
 }
 
 static PyMethodDef methods[] = {
     {"sum_text", sum_text, METH_VARARGS,
      "sum_text(src, high, low) -> (count, all_int, error_kind, error_offset, nan, posinf, "
-     "neginf, isum_high, isum_low)"},
+     "neginf, total_high, total_low, rounding)"},
     {"parse", parse, METH_VARARGS, "parse(src, floats, ints) -> (count, all_int, error_kind, error_offset)"},
     {NULL, NULL, 0, NULL},
 };

@@ -211,6 +211,11 @@ def fold_bins(high: IntArray, low: IntArray) -> int:
     return total
 
 
+def scaled_int(n: int) -> int:
+    """An integer in the units of the exact float sums (2**-1074)."""
+    return n << _SCALE
+
+
 SUM_OPS = frozenset({"count", "sum", "mean"})
 
 

@@ -66,7 +66,8 @@ class TextSums(NamedTuple):
     posinf: int
     neginf: int
     int_sum: int  # exact, of the integer tokens
-    high: np.ndarray  # the float bins (integers included as floats), for the exact sum
+    rounding: int  # what the integer tokens change by when they are read as floats
+    high: np.ndarray  # the float tokens' bins, for their exact sum
     low: np.ndarray
 
 
@@ -276,13 +277,14 @@ def text_sums(data: Data, rank: int, np_: int) -> Shard[TextSums]:
     def chunks() -> Iterator[tuple[TextSums, int]]:
         for chunk, offset in read_lines(path, start, end):
             high, low = np.zeros(2048, dtype=np.int64), np.zeros(2048, dtype=np.int64)
-            n, all_int, error, _where, nan, pinf, ninf, ihigh, ilow = _textparse.sum_text(
+            n, all_int, error, _, nan, pinf, ninf, ihigh, ilow, rounding = _textparse.sum_text(
                 chunk, high, low
             )
             if error:
                 _parsed(path, chunk, offset, data.dtype)  # raises, naming the token
             int_sum = (ihigh << 64) + ilow
-            yield TextSums(n, bool(all_int), nan, pinf, ninf, int_sum, high, low), len(chunk)
+            sums = TextSums(n, bool(all_int), nan, pinf, ninf, int_sum, rounding, high, low)
+            yield sums, len(chunk)
 
     return Shard(chunks(), end - start)
 

@@ -112,10 +112,13 @@ def reduce_shard(
 
 
 def partial_of(s: TextSums) -> reductions.Partial:
-    scaled = reductions.fold_bins(s.high, s.low)
-    return reductions.partial_of_sums(
-        s.n, s.all_int, (s.nan, s.posinf, s.neginf), s.int_sum, scaled
-    )
+    """A summed chunk's state. In a chunk with any float, the integers count as the floats
+    they round to, as when the chunk is parsed into an array."""
+    scaled = 0
+    if not s.all_int:
+        scaled = reductions.fold_bins(s.high, s.low) + reductions.scaled_int(s.int_sum + s.rounding)
+    specials = (s.nan, s.posinf, s.neginf)
+    return reductions.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled)
 
 
 def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> float:
