@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,mpi]'
+	@# Byte-code now: where PYTHONDONTWRITEBYTECODE is set, every rank would recompile.
+	$(BIN)/python -m compileall -q mlxrun
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -5,7 +5,9 @@ mlx.launch starts `python -m mlxrun.agent -- CMD...` once per rank. The child
 inherits the rank's environment (MLX_RANK, MLX_HOSTFILE, ...) so MLX sees no
 difference; its stdout and stderr are pipes read here, so output that C code
 writes straight to file descriptors 1 and 2 is heard too. A worker may write
-JSON results to the file descriptor named by MLXRUN_RESULT_FD.
+JSON results to the file descriptor named by MLXRUN_RESULT_FD. mlxrun's own
+modules (`python -m mlxrun.worker ...`) run in a fork of the agent rather than in
+a new interpreter; anything else is started as given.
 
 Only the standard library is imported: the agent's start-up is every job's.
 """
@@ -13,13 +15,15 @@ Only the standard library is imported: the agent's start-up is every job's.
 from __future__ import annotations
 
 import os
+import runpy
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
-from typing import Any
+import traceback
+from typing import IO, Any, Union
 
 from mlxrun.channel import ADDRESS_ENV, TOKEN_ENV, Kind, encode, encode_json, machine_id
 from mlxrun.channel import split_address as _split
@@ -85,7 +89,112 @@ def child_env(result_fd: int) -> dict[str, str]:
     return env
 
 
-def relay(sock: socket.socket, child: subprocess.Popen[bytes], result_r: int) -> bool:
+class ForkedModule:
+    """`python -m mlxrun.MODULE ARGS` run in a fork of this agent instead of a new
+    interpreter: the agent has already paid for Python's start-up and the standard
+    library (about 0.1 s per rank), and holds no threads yet, so forking is safe.
+    Looks like a Popen to the relay: pid, stdout, stderr, poll, wait, signals."""
+
+    def __init__(self, module: str, args: list[str], result_w: int, close: list[int]) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        env = child_env(result_w)
+        self.pid = os.fork()
+        if self.pid == 0:
+            for fd in (*close, out_r, err_r):
+                os.close(fd)
+            _run_module(module, args, env, out_w, err_w)  # never returns
+        os.close(out_w)
+        os.close(err_w)
+        self.stdout: IO[bytes] | None = os.fdopen(out_r, "rb", buffering=0)
+        self.stderr: IO[bytes] | None = os.fdopen(err_r, "rb", buffering=0)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            if self.returncode is None:
+                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.01)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _run_module(module: str, args: list[str], env: dict[str, str], out: int, err: int) -> None:
+    """In the forked child: become `python -m module args`, then exit with its status."""
+    code = 1
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((null, 0), (out, 1), (err, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = [module, *args]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - what python -m would print, then exit 1
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+
+Child = Union[subprocess.Popen[bytes], ForkedModule]  # noqa: UP007 - a runtime alias on 3.10
+
+
+def own_module(argv: list[str]) -> str | None:
+    """The module of `python -m mlxrun.X ...` run by this very interpreter, if that is argv."""
+    if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
+        if argv[2].startswith("mlxrun.") and argv[2].replace(".", "").isidentifier():
+            return argv[2]
+    return None
+
+
+def start_child(argv: list[str], result_w: int, sock: socket.socket, result_r: int) -> Child:
+    module = own_module(argv)
+    if module is not None:
+        return ForkedModule(module, argv[3:], result_w, close=[sock.fileno(), result_r])
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=(result_w,),
+        env=child_env(result_w),
+    )
+
+
+def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
     """Relays until the child's streams close; False if mlxrun went away."""
     assert child.stdout is not None and child.stderr is not None
     sel = selectors.DefaultSelector()
@@ -122,7 +231,7 @@ def relay(sock: socket.socket, child: subprocess.Popen[bytes], result_r: int) ->
     return True
 
 
-def stop_child(child: subprocess.Popen[bytes]) -> None:
+def stop_child(child: Child) -> None:
     if child.poll() is None:
         child.terminate()
         try:
@@ -145,14 +254,7 @@ def main(argv: list[str]) -> int:
         return 1
     result_r, result_w = os.pipe()
     try:
-        child = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(result_w,),
-            env=child_env(result_w),
-        )
+        child = start_child(argv, result_w, sock, result_r)
     except OSError as e:
         sock.sendall(
             encode(Kind.STDERR, f"mlxrun: cannot start {argv[0]}: {e.strerror}\n".encode())

@@ -351,4 +351,15 @@ def main(argv: list[str] | None = None) -> None:
             code = _show_click_error(e)
         else:
             code = _internal_error(e)
-    sys.exit(int(code))
+    _exit_now(int(code))
+
+
+def _exit_now(code: int) -> None:
+    """Everything is printed and every rank reaped: skip the interpreter's teardown,
+    which frees hundreds of modules one by one (about 0.1 s) and helps nobody."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a reader that went away (`| head`) is not an error
+    os._exit(code)

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from mlxrun.agent import RESULT_FD_ENV
-from mlxrun.ring import stagger_last_rank
+from mlxrun.ring import wait_for_ring_start
 
 BANDWIDTH_BYTES = 8 * 1024 * 1024
 BANDWIDTH_ROUNDS = 5
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
     import mlx.core as mx
 
     if backend == "ring" and expected > 1:
-        stagger_last_rank(expected)
+        wait_for_ring_start(expected)
     group = mx.distributed.init(strict=False, backend=backend)
     record: dict[str, Any] = {
         "rank": group.rank(),

@@ -24,7 +24,7 @@ from mlxrun import reductions
 from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
 from mlxrun.plan import Plan, jsonable
-from mlxrun.ring import stagger_last_rank
+from mlxrun.ring import wait_for_ring_start
 from mlxrun.sources import Shard, TextSums, can_sum_text, open_shard, text_sums
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ def join_group(plan: Plan) -> Any:
     if plan.np == 1:
         return mx.distributed.init()
     if plan.backend == "ring":
-        stagger_last_rank(plan.np)
+        wait_for_ring_start(plan.np)
     return mx.distributed.init(strict=True, backend=plan.backend)
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import assert_no_leftovers
+from conftest import MARK, Run, assert_no_leftovers, processes_with_mark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import close, expected, read_values
@@ -204,3 +209,43 @@ def test_every_np_gives_the_reference_answer(mlxrun, tmp_path: Path, values, per
             )
         answers.append(json.dumps([out["results"]["sum"], out["results"]["mean"]]))
     assert len(set(answers)) == 1  # bit-identical for every np
+
+
+def _forked_workers(mark: str) -> dict[int, int]:
+    """Rank -> pid of the job's workers: each runs in a fork of its rank's agent, so it
+    is the process whose parent has the same command line."""
+    pids = processes_with_mark(mark)
+    cmdline = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in pids}
+    found = {}
+    for p in pids:
+        status = Path(f"/proc/{p}/status").read_text()
+        parent = int(next(x for x in status.splitlines() if x.startswith("PPid:")).split()[1])
+        if b"mlxrun.worker" in cmdline[p] and cmdline.get(parent) == cmdline[p]:
+            environ = Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+            rank = next(int(v[9:]) for v in environ if v.startswith(b"MLX_RANK="))
+            found[rank] = p
+    return found
+
+
+def test_a_worker_killed_mid_job_is_named(tmp_path: Path) -> None:
+    spec = tmp_path / "long.toml"
+    spec.write_text('[data.generate]\nkind = "random"\nn = 1000000000\n[reduce]\nops = ["sum"]\n')
+    mark, tmpdir = uuid.uuid4().hex, tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, MARK: mark, "TMPDIR": str(tmpdir)}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "mlxrun", "run", str(spec), "--np", "2", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while len(workers := _forked_workers(mark)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(workers[1], signal.SIGKILL)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 1
+    assert "Error: rank 1 was killed by SIGKILL; the other ranks were stopped" in err, err
+    assert_no_leftovers(Run(job.returncode, out, err, mark, tmpdir))
