@@ -121,3 +121,21 @@ def test_integers_are_exact_to_the_int64_limits() -> None:
 def test_what_is_not_a_number(bad: bytes, offset: int) -> None:
     *_, kind, where = parse(b"1\n" + bad + b"\n")
     assert (kind, where) == (1, 2 + offset)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    tokens=st.lists(decimal_text, min_size=1, max_size=40),
+    seps=st.lists(st.sampled_from([" ", ",", "\t", "\n", "\r\n", " # note\n"]), min_size=1),
+)
+def test_numbers_in_a_row_parse_as_they_do_alone(tokens: list[str], seps: list[str]) -> None:
+    # Digits are read eight at a time where eight bytes remain: a token's end must not
+    # depend on what follows it, nor on where the text ends.
+    tokens = [t for t in tokens if "." in t or "e" in t or -(2**63) <= int(t) < 2**63]
+    text = "".join(t + seps[i % len(seps)] for i, t in enumerate(tokens))
+    floats, _, _, kind, _ = parse(text.encode())
+    assert kind == 0 and len(floats) == len(tokens)
+    assert all(same(f, float(t)) for f, t in zip(floats, tokens, strict=True)), text
+    high, low = np.zeros(2048, dtype=np.int64), np.zeros(2048, dtype=np.int64)
+    count, *_ = _textparse.sum_text(text.encode(), high, low)
+    assert count == len(tokens)
