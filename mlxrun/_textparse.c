@@ -137,8 +137,10 @@ static inline uint64_t load8(const unsigned char *p) {
     return v;
 }
 
-static inline int eight_digits(uint64_t v) {
-    return !(((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL);
+/* A byte of v has its top bit set here if it is not an ASCII digit; exact up to and
+ * including the first such byte (the arithmetic's carries only run upwards). */
+static inline uint64_t non_digits(uint64_t v) {
+    return ((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL;
 }
 
 static inline uint64_t eight_digits_value(uint64_t v) {
@@ -149,15 +151,31 @@ static inline uint64_t eight_digits_value(uint64_t v) {
            32;
 }
 
-/* Reads the digits at p into *w (w * 10 + digit, wrapping like the caller's loop). */
+static const uint64_t P10U[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+/* Reads the digits at p into *w (w * 10 + digit, wrapping like the byte loop would).
+ * Eight bytes at a time: a run of fewer than eight digits is moved to the low end of
+ * the word, padded with '0's, and read in one go, so a number's length costs no
+ * mispredicted branch per digit. */
 static inline const unsigned char *digit_run(const unsigned char *p, const unsigned char *end,
                                              uint64_t *w) {
     uint64_t v = *w;
     while (LITTLE_ENDIAN_SWAR && end - p >= 8) {
         uint64_t chunk = load8(p);
-        if (!eight_digits(chunk)) break;
-        v = v * 100000000ULL + eight_digits_value(chunk);
-        p += 8;
+        uint64_t stop = non_digits(chunk);
+        if (stop == 0) {
+            v = v * 100000000ULL + eight_digits_value(chunk);
+            p += 8;
+            continue;
+        }
+        int n = __builtin_ctzll(stop) >> 3; /* digits before the first non-digit */
+        if (n > 0) {
+            uint64_t digits = (chunk << (8 * (8 - n))) | (0x3030303030303030ULL >> (8 * n));
+            v = v * P10U[n] + eight_digits_value(digits);
+            p += n;
+        }
+        *w = v;
+        return p;
     }
     while (p < end && (unsigned)(*p - '0') < 10) v = v * 10 + (uint64_t)(*p++ - '0');
     *w = v;
