@@ -13,6 +13,8 @@ Memory per rank stays flat as the file grows: chunks are at most CHUNK_BYTES.
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import re
 import struct
 import zipfile
@@ -29,10 +31,15 @@ try:
     from mlxrun import _textparse  # type: ignore[attr-defined]
 except ImportError:  # built without a C compiler: numpy's slower conversion serves
     _textparse = None
+try:
+    from mlxrun import _exactsum  # type: ignore[attr-defined]
+except ImportError:
+    _exactsum = None
 from mlxrun.spec import Data
 
 CHUNK_BYTES = 8 * 1024 * 1024
 CHUNK_ITEMS = 1 << 20
+BINS = 2048  # the C kernels' exponent bins (_bins.h)
 GENERATE_BLOCK = 1 << 20  # generated data is defined block by block, so any N sees the same values
 _INT_BYTES = b"0123456789+- \t\r\n,"
 _COMMENT = re.compile(rb"#[^\n]*")
@@ -57,8 +64,9 @@ class Shard(Generic[T]):
             yield values
 
 
-class TextSums(NamedTuple):
-    """One chunk of text, summed as it was parsed (nothing stored): see _textparse.c."""
+class Sums(NamedTuple):
+    """One chunk summed as it was read, nothing stored: text by _textparse.sum_text,
+    float64 arrays by _exactsum.binned."""
 
     n: int  # numbers in the chunk
     all_int: bool
@@ -267,23 +275,23 @@ def can_sum_text(data: Data) -> bool:
     return data.format == "text" and data.dtype == "auto" and _textparse is not None
 
 
-def text_sums(data: Data, rank: int, np_: int) -> Shard[TextSums]:
+def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
     """The rank's text shard summed chunk by chunk without storing the numbers, for jobs
     that need only count, sum and mean. A bad token is reported as text_shard does."""
     assert _textparse is not None
     path = _existing(data)
     start, end = text_range(path, rank, np_)
 
-    def chunks() -> Iterator[tuple[TextSums, int]]:
+    def chunks() -> Iterator[tuple[Sums, int]]:
         for chunk, offset in read_lines(path, start, end):
-            high, low = np.zeros(2048, dtype=np.int64), np.zeros(2048, dtype=np.int64)
+            high, low = np.zeros(BINS, dtype=np.int64), np.zeros(BINS, dtype=np.int64)
             n, all_int, error, _, nan, pinf, ninf, ihigh, ilow, rounding = _textparse.sum_text(
                 chunk, high, low
             )
             if error:
                 _parsed(path, chunk, offset, data.dtype)  # raises, naming the token
             int_sum = (ihigh << 64) + ilow
-            sums = TextSums(n, bool(all_int), nan, pinf, ninf, int_sum, rounding, high, low)
+            sums = Sums(n, bool(all_int), nan, pinf, ninf, int_sum, rounding, high, low)
             yield sums, len(chunk)
 
     return Shard(chunks(), end - start)
@@ -480,24 +488,54 @@ def as_numbers(raw: np.ndarray, view: ArrayView) -> np.ndarray:
     return raw.astype(np.int64)
 
 
+def read_array(view: ArrayView, lo: int, hi: int) -> Iterator[np.ndarray]:
+    """Elements [lo, hi) of the array in chunks: views of one reused buffer."""
+    # Read into one reused buffer rather than map the file: mapped pages count toward
+    # the rank's resident memory, which then grows with the file (1.1 GB per rank for
+    # a 2 GB .npy) instead of staying flat.
+    size = view.dtype.itemsize
+    buf = np.empty(min(CHUNK_ITEMS, max(hi - lo, 0)), dtype=view.dtype)
+    with view.path.open("rb", buffering=0) as f:
+        f.seek(view.offset + lo * size)
+        for i in range(lo, hi, CHUNK_ITEMS):
+            raw = buf[: min(hi - i, CHUNK_ITEMS)]
+            if f.readinto(raw.data.cast("B")) != raw.nbytes:
+                raise DataError(f"{view.path}: ends before its header says (truncated?)")
+            yield raw
+
+
 def array_shard(view: ArrayView, rank: int, np_: int) -> Shard[np.ndarray]:
     lo, hi = span(view.count, rank, np_)
+    chunks = ((as_numbers(raw, view), raw.nbytes) for raw in read_array(view, lo, hi))
+    return Shard(chunks, (hi - lo) * view.dtype.itemsize)
 
-    def chunks() -> Iterator[tuple[np.ndarray, int]]:
-        # Read into one reused buffer rather than map the file: mapped pages count toward
-        # the rank's resident memory, which then grows with the file (1.1 GB per rank for
-        # a 2 GB .npy) instead of staying flat.
-        size = view.dtype.itemsize
-        buf = np.empty(min(CHUNK_ITEMS, max(hi - lo, 0)), dtype=view.dtype)
+
+def float_sums(view: ArrayView, rank: int, np_: int) -> Shard[Sums]:
+    """The rank's part of a float64 array summed chunk by chunk where it lies in the page
+    cache: each chunk is mapped, summed and unmapped (no copy, and resident memory stays
+    at one chunk). See sums_shard."""
+    assert _exactsum is not None and view.dtype == np.dtype("=f8") and not view.bfloat16
+    lo, hi = span(view.count, rank, np_)
+
+    def chunks() -> Iterator[tuple[Sums, int]]:
         with view.path.open("rb", buffering=0) as f:
-            f.seek(view.offset + lo * size)
+            if os.fstat(f.fileno()).st_size < view.offset + hi * 8:
+                # Reading a mapped page past the end of a file kills the process (SIGBUS).
+                raise DataError(f"{view.path}: ends before its header says (truncated?)")
             for i in range(lo, hi, CHUNK_ITEMS):
-                raw = buf[: min(hi - i, CHUNK_ITEMS)]
-                if f.readinto(raw.data.cast("B")) != raw.nbytes:
-                    raise DataError(f"{view.path}: ends before its header says (truncated?)")
-                yield as_numbers(raw, view), raw.nbytes
+                count = min(hi - i, CHUNK_ITEMS)
+                start = view.offset + i * 8
+                skip = start % mmap.ALLOCATIONGRANULARITY  # a mapping starts on a page
+                high, low = np.zeros(BINS, dtype=np.int64), np.zeros(BINS, dtype=np.int64)
+                with mmap.mmap(
+                    f.fileno(), skip + count * 8, offset=start - skip, access=mmap.ACCESS_READ
+                ) as mapped:
+                    values = np.frombuffer(mapped, dtype=np.float64, count=count, offset=skip)
+                    nan, posinf, neginf = _exactsum.binned(values, high, low)
+                    del values  # the mapping cannot close while a view of it lives
+                yield Sums(count, False, nan, posinf, neginf, 0, 0, high, low), count * 8
 
-    return Shard(chunks(), (hi - lo) * view.dtype.itemsize)
+    return Shard(chunks(), (hi - lo) * 8)
 
 
 # -- generated ----------------------------------------------------------------------
@@ -543,17 +581,35 @@ def _existing(data: Data) -> Path:
     return data.path
 
 
+def array_view(data: Data) -> ArrayView:
+    path = _existing(data)
+    if data.format == "npy":
+        return npy_view(path)
+    if data.format == "npz":
+        return npz_view(path, data.column)
+    return safetensors_view(path, data.column)
+
+
+def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
+    """The rank's chunks already summed, for jobs that need only counts, sums and means,
+    where the C kernels can serve the data; None where the values must be read first."""
+    if data.generate is not None or data.format in ("csv", "tsv"):
+        return None
+    if data.format == "text":
+        return text_sums(data, rank, np_) if can_sum_text(data) else None
+    view = array_view(data)
+    if _exactsum is None or view.dtype != np.dtype("=f8") or view.bfloat16:
+        return None  # integers are summed exactly by numpy; other floats are widened first
+    return float_sums(view, rank, np_)
+
+
 def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     """The chunks of numbers that rank `rank` of `np_` reduces."""
     if data.generate is not None:
         return generated_shard(data, rank, np_)
-    path = _existing(data)
+    _existing(data)  # a missing file is named before any format is tried
     if data.format == "text":
         return text_shard(data, rank, np_)
     if data.format in ("csv", "tsv"):
         return delimited_shard(data, rank, np_)
-    if data.format == "npy":
-        return array_shard(npy_view(path), rank, np_)
-    if data.format == "npz":
-        return array_shard(npz_view(path, data.column), rank, np_)
-    return array_shard(safetensors_view(path, data.column), rank, np_)
+    return array_shard(array_view(data), rank, np_)

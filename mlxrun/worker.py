@@ -25,7 +25,7 @@ from mlxrun.agent import RESULT_FD_ENV
 from mlxrun.errors import DataError
 from mlxrun.plan import Plan, jsonable
 from mlxrun.ring import wait_for_ring_start
-from mlxrun.sources import Shard, TextSums, can_sum_text, open_shard, text_sums
+from mlxrun.sources import Shard, Sums, open_shard, sums_shard
 
 T = TypeVar("T")
 PROGRESS_SECONDS = 0.5
@@ -100,9 +100,10 @@ def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
 def reduce_shard(
     plan: Plan, rank: int, reporter: Reporter
 ) -> tuple[reductions.Partial, int, float]:
-    if set(plan.ops) <= reductions.SUM_OPS and can_sum_text(plan.data):
-        # Counts, sums and means of text need no stored numbers: summed as it is parsed.
-        sums = text_sums(plan.data, rank, plan.np)
+    # Counts, sums and means need no stored numbers: text is summed as it is parsed,
+    # float64 arrays as they are read.
+    sums = sums_shard(plan.data, rank, plan.np) if set(plan.ops) <= reductions.SUM_OPS else None
+    if sums is not None:
         part = reductions.Partial(needs=reductions.SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
         return part, sums.bytes_total, seconds
@@ -111,7 +112,7 @@ def reduce_shard(
     return part, shard.bytes_total, consume(shard, part.add, reporter)
 
 
-def partial_of(s: TextSums) -> reductions.Partial:
+def partial_of(s: Sums) -> reductions.Partial:
     """A summed chunk's state. In a chunk with any float, the integers count as the floats
     they round to, as when the chunk is parsed into an array."""
     scaled = 0

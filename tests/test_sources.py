@@ -260,3 +260,100 @@ def test_a_sum_only_job_sums_while_parsing(tmp_path: Path, monkeypatch) -> None:
     part, nbytes, _ = worker.reduce_shard(plan, 0, worker.Reporter())
     assert (part.count, nbytes) == (3, path.stat().st_size)
     assert worker.reductions.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
+
+
+float64s = st.one_of(
+    st.floats(width=64),  # NaN and both infinities included
+    st.sampled_from([1e308, -1e308, 5e-324, -0.0, 2.0**53 + 2]),
+)
+
+
+@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+@settings(max_examples=60, deadline=None)
+@given(xs=st.lists(float64s, max_size=50), fmt=st.sampled_from(["<f8", ">f8"]))
+def test_summing_arrays_as_read_equals_reading_then_summing(tmp_path_factory, xs, fmt) -> None:
+    from mlxrun import reductions
+    from mlxrun.worker import partial_of
+
+    path = tmp_path_factory.mktemp("a") / "a.npy"
+    np.save(path, np.array(xs, dtype=fmt))
+    data = Data(path, "npy")
+    for np_ in (1, 3):
+        for rank in range(np_):
+            parsed = reductions.Partial(needs=reductions.SUM_OPS)
+            for chunk in open_shard(data, rank, np_).chunks:
+                parsed.add(chunk)
+            shard = sources.sums_shard(data, rank, np_)
+            if fmt == ">f8":  # not this machine's byte order: read as values, then summed
+                assert shard is None
+                continue
+            assert shard is not None
+            summed = reductions.Partial(needs=reductions.SUM_OPS)
+            for s in shard.chunks:
+                summed.merge(partial_of(s))
+            want = reductions.finalize(parsed, sorted(reductions.SUM_OPS)).values
+            got = reductions.finalize(summed, sorted(reductions.SUM_OPS)).values
+            assert repr(got) == repr(want)
+            assert (summed.nan_count, summed.posinf_count) == (
+                parsed.nan_count,
+                parsed.posinf_count,
+            )
+
+
+@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+def test_a_truncated_array_is_an_error_when_summed_as_read(tmp_path: Path) -> None:
+    path = tmp_path / "cut.npy"
+    np.save(path, np.arange(100_000, dtype=np.float64))
+    path.write_bytes(path.read_bytes()[:-8])  # its last value is gone
+    with pytest.raises(DataError) as e:
+        list(sources.sums_shard(Data(path, "npy"), 1, 2).chunks)  # type: ignore[union-attr]
+    assert str(e.value) == f"{path}: ends before its header says (truncated?)"
+
+
+def test_what_is_summed_as_read(tmp_path: Path) -> None:
+    np.save(tmp_path / "f.npy", np.ones(3))
+    np.save(tmp_path / "i.npy", np.ones(3, dtype=np.int64))
+    np.save(tmp_path / "s.npy", np.ones(3, dtype=np.float32))
+    kernels = sources._exactsum is not None
+    assert (sources.sums_shard(Data(tmp_path / "f.npy", "npy"), 0, 1) is not None) == kernels
+    assert sources.sums_shard(Data(tmp_path / "i.npy", "npy"), 0, 1) is None  # numpy: exact
+    assert sources.sums_shard(Data(tmp_path / "s.npy", "npy"), 0, 1) is None  # widened first
+
+
+@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+def test_arrays_summed_as_read_across_chunks_are_exact(tmp_path: Path) -> None:
+    import math
+
+    from mlxrun import reductions
+    from mlxrun.worker import partial_of
+
+    xs = np.random.default_rng(3).standard_normal(2 * sources.CHUNK_ITEMS + 12345) * 1e6
+    path = tmp_path / "big.npy"
+    np.save(path, xs)
+    for np_ in (1, 2):
+        state = reductions.Partial(needs=reductions.SUM_OPS)
+        for rank in range(np_):
+            shard = sources.sums_shard(Data(path, "npy"), rank, np_)
+            assert shard is not None
+            for s in shard.chunks:
+                state.merge(partial_of(s))
+        assert state.count == len(xs)
+        assert reductions.finalize(state, ["sum"]).values["sum"] == math.fsum(xs.tolist())
+
+
+@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+def test_a_sum_only_job_sums_float64_arrays_as_read(tmp_path: Path, monkeypatch) -> None:
+    from mlxrun import worker
+    from mlxrun.plan import Plan
+
+    path = tmp_path / "d.npy"
+    np.save(path, np.array([1.0, 2.0, 3.5]))
+
+    def no_arrays(*args: object) -> None:
+        raise AssertionError("a count/sum/mean job of float64 must not copy the values")
+
+    monkeypatch.setattr(worker, "open_shard", no_arrays)
+    plan = Plan("job", 1, "ring", Data(path, "npy"), ("sum", "mean"), 10)
+    part, nbytes, _ = worker.reduce_shard(plan, 0, worker.Reporter())
+    assert (part.count, nbytes) == (3, 24)
+    assert worker.reductions.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
