@@ -6,8 +6,8 @@ setup(
     ext_modules=[
         Extension(
             f"mlxrun.{name}",
-            [f"mlxrun/{name}.c"],
-            depends=["mlxrun/_pow5.h", "mlxrun/_bins.h"],
+            [f"src/mlxrun/{name}.c"],
+            depends=["src/mlxrun/_pow5.h", "src/mlxrun/_bins.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -164,7 +164,7 @@ def bare_env(tmp_path: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     here = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "mlx").exists())
-    (site / "main.pth").write_text(here + "\n" + str(Path(__file__).parent.parent) + "\n")
+    (site / "main.pth").write_text(here + "\n" + str(Path(__file__).parent.parent / "src") + "\n")
     return venv / "bin"
 
 
