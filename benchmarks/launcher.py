@@ -63,20 +63,35 @@ def timed(argv: list[str] | Callable[[], list[str]]) -> float:
     return time.perf_counter() - start
 
 
-def compare(cases: dict[str, list[str] | Callable[[], list[str]]], repeat: int) -> dict[str, float]:
-    """Runs the cases alternately `repeat` times; returns each one's median seconds."""
+def compare(
+    cases: dict[str, list[str] | Callable[[], list[str]]], repeat: int
+) -> dict[str, dict[str, float]]:
+    """Runs the cases alternately `repeat` times: each one's median and fastest seconds,
+    and how many runs took over a second more than the fastest (MLX's ring retry)."""
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeat):
         for name, argv in cases.items():
             times[name].append(timed(argv))
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {
+        name: {
+            "median": statistics.median(t),
+            "fastest": min(t),
+            "retried": sum(x > min(t) + 0.9 for x in t),
+            "runs": len(t),
+        }
+        for name, t in times.items()
+    }
 
 
-def show(title: str, medians: dict[str, float], base: str) -> None:
+def show(title: str, stats: dict[str, dict[str, float]], base: str) -> None:
     print(f"\n{title}")
-    print(f"{'how':<28}{'median s':>10}{'ratio':>8}")
-    for name, t in medians.items():
-        print(f"{name:<28}{t:>10.3f}{t / medians[base]:>8.2f}")
+    print(f"{'how':<32}{'median s':>10}{'ratio':>8}{'fastest s':>11}{'retried':>9}")
+    for name, st in stats.items():
+        ratio = st["median"] / stats[base]["median"]
+        print(
+            f"{name:<32}{st['median']:>10.3f}{ratio:>8.2f}{st['fastest']:>11.3f}"
+            f"{st['retried']:>5}/{st['runs']}"
+        )
 
 
 def main() -> None:
