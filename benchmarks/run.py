@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from launcher import compare  # the same alternating runs and statistics
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"
@@ -276,21 +277,7 @@ def startup(repeat: int) -> dict[str, dict[str, float]]:
         "mlx.launch -n 2 (init only)": [str(BIN / "mlx.launch"), "-n", "2", "--", *init],
         "mlxrun sum --np 2 (10 lines)": [str(BIN / "mlxrun"), "sum", "--np", "2", str(tiny)],
     }
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(repeat):
-        for name, argv in cases.items():
-            start = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-            times[name].append(time.perf_counter() - start)
-    stats = {
-        k: {
-            "median": statistics.median(v),
-            "fastest": min(v),
-            "over_1s": sum(t > 1.0 for t in v),
-            "runs": len(v),
-        }
-        for k, v in times.items()
-    }
+    stats = compare(dict(cases), repeat)
     print(f"\nstart-up, {repeat} runs each: median, fastest, runs over 1 s (the ring retry)")
     for name, st in stats.items():
         print(f"{name:<34}{st['median']:>9.3f} s{st['fastest']:>9.3f} s{st['over_1s']:>5}")

@@ -29,6 +29,7 @@ from mlxrun.hostfile import Hostfile, load_hostfile
 from mlxrun.launcher import JobSpec, base_env, python_bin_dir
 from mlxrun.output import RankOutput
 from mlxrun.ports import reserve_ports
+from mlxrun.ring import listening_sockets
 from mlxrun.supervisor import JobReport, Outcome, Supervisor, describe_end
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -257,17 +258,7 @@ def _loopback() -> Check:
 
 def _holders(ports: range) -> dict[int, str]:
     """Which process listens on each of these ports (Linux: /proc/net/tcp*)."""
-    inodes: dict[str, int] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            if port in ports and fields[3] == "0A":  # LISTEN
-                inodes[fields[9]] = port
+    inodes = {inode: port for port, inode in listening_sockets().items() if port in ports}
     holders: dict[int, str] = {}
     for entry in Path("/proc").iterdir() if inodes else []:
         if not entry.name.isdigit():

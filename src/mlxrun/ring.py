@@ -62,9 +62,10 @@ def _is_local(host: str) -> bool:
         return False
 
 
-def is_listening(port: int) -> bool:
-    """True if a TCP socket on this machine listens on `port` (any address)."""
-    want = f"{port:04X}"
+def listening_sockets() -> dict[int, str]:
+    """Port -> socket inode of every TCP socket listening on this machine (Linux: read
+    from /proc/net/tcp and tcp6; empty elsewhere)."""
+    found: dict[int, str] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -72,6 +73,11 @@ def is_listening(port: int) -> bool:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == TCP_LISTEN and fields[1].rsplit(":", 1)[1] == want:
-                return True
-    return False
+            if fields[3] == TCP_LISTEN:
+                found[int(fields[1].rsplit(":", 1)[1], 16)] = fields[9]
+    return found
+
+
+def is_listening(port: int) -> bool:
+    """True if a TCP socket on this machine listens on `port` (any address)."""
+    return port in listening_sockets()
