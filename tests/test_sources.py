@@ -4,7 +4,9 @@ part, put together, must be exactly the whole data, in order, for any N."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import sysconfig
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -349,3 +351,13 @@ def test_a_sum_only_job_sums_float64_arrays_as_read(tmp_path: Path, monkeypatch)
     part, nbytes, _ = worker.reduce_shard(plan, 0, worker.Reporter())
     assert (part.count, nbytes) == (3, 24)
     assert worker.reductions.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
+
+
+C_COMPILER = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0])
+
+
+@pytest.mark.skipif(C_COMPILER is None, reason="no C compiler: the numpy fallbacks serve")
+def test_the_c_kernels_are_built_where_a_compiler_is() -> None:
+    # They are optional at install time, so a compile error would otherwise only show as
+    # skipped parser tests and a slower mlxrun.
+    assert sources._textparse is not None and sources._exactsum is not None

@@ -297,6 +297,24 @@ static const unsigned char *number(const unsigned char *p, const unsigned char *
     return p;
 }
 
+/* The next number of the text at *pp: 1 with *pp past it, 0 at the end of the text, or -1
+ * with *pp at the bad token and *kind 1 (not a number) or 2 (an integer beyond int64). */
+static inline int next_number(const unsigned char **pp, const unsigned char *end, double *f,
+                              int64_t *i, int *is_int, int *kind) {
+    if (!skip_to_token(pp, end)) return 0;
+    int overflow = 0;
+    *f = 0;
+    *i = 0;
+    *is_int = 0;
+    const unsigned char *next = number(*pp, end, f, i, is_int, &overflow);
+    if (next == NULL || overflow) {
+        *kind = next == NULL ? 1 : 2;
+        return -1;
+    }
+    *pp = next;
+    return 1;
+}
+
 static PyObject *parse(PyObject *self, PyObject *args) {
     Py_buffer src, floats, ints;
     if (!PyArg_ParseTuple(args, "y*w*w*", &src, &floats, &ints)) return NULL;
@@ -315,22 +333,16 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     int all_int = 1, kind = 0;
     Py_ssize_t where = 0;
     Py_BEGIN_ALLOW_THREADS
-    while (skip_to_token(&p, end)) {
-        double f = 0;
-        int64_t i = 0;
-        int is_int = 0, overflow = 0;
-        const unsigned char *next = number(p, end, &f, &i, &is_int, &overflow);
-        if (next == NULL || overflow) {
-            kind = next == NULL ? 1 : 2;
-            where = p - begin;
-            break;
-        }
+    double f;
+    int64_t i;
+    int is_int, found;
+    while ((found = next_number(&p, end, &f, &i, &is_int, &kind)) > 0) {
         fout[count] = f;
         if (all_int) iout[count] = i; /* once a float is seen the ints are not used */
         all_int &= is_int;
         count++;
-        p = next;
     }
+    if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
     PyBuffer_Release(&floats);
@@ -362,19 +374,12 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
     __int128 isum = 0;
     long long rounding = 0; /* |each term| < 2**11, at most 2**31 terms */
     Py_BEGIN_ALLOW_THREADS
-    while (skip_to_token(&p, end)) {
-        double f = 0;
-        int64_t i = 0;
-        int is_int = 0, overflow = 0;
-        const unsigned char *next = number(p, end, &f, &i, &is_int, &overflow);
-        if (next == NULL || overflow) {
-            kind = next == NULL ? 1 : 2;
-            where = p - begin;
-            break;
-        }
+    double f;
+    int64_t i;
+    int is_int, found;
+    while ((found = next_number(&p, end, &f, &i, &is_int, &kind)) > 0) {
         all_int &= is_int;
         count++;
-        p = next;
         if (is_int) {
             isum += i;
             if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
@@ -390,6 +395,7 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
             bin_double(bits, hi, lo);
         }
     }
+    if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
     PyBuffer_Release(&high);
