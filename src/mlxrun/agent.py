@@ -150,8 +150,9 @@ def _run_module(module: str, args: list[str], env: dict[str, str], out: int, err
     try:
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (out, 1), (err, 2)):
-            os.dup2(fd, target)
-            os.close(fd)
+            if fd != target:
+                os.dup2(fd, target)
+                os.close(fd)
         os.environ.clear()
         os.environ.update(env)
         sys.argv = [module, *args]

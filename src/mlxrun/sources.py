@@ -4,8 +4,9 @@ A rank never reads more than its shard (plus a line's worth at its edges):
 - text (.txt/.csv/.tsv): the byte range [size*r/N, size*(r+1)/N) moved to
   line starts, so every line belongs to exactly one rank, whatever N (ranks
   beyond the number of lines get empty shards); read in bounded chunks;
-- .npy, uncompressed .npz members and .safetensors tensors: an element range
-  of a memory map;
+- .npy, uncompressed .npz members and .safetensors tensors: an element range,
+  read in chunks into a reused buffer (or, for jobs that only sum, mapped a
+  chunk at a time and summed in place);
 - generated data: only the rank's own index range, reproducible for any N.
 Memory per rank stays flat as the file grows: chunks are at most CHUNK_BYTES.
 """
