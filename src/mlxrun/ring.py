@@ -33,8 +33,13 @@ def wait_for_ring_start(np_: int) -> None:
         time.sleep(STAGGER_SECONDS)
         return
     deadline = time.monotonic() + LISTEN_WAIT_SECONDS
-    while not is_listening(port) and time.monotonic() < deadline:
-        time.sleep(LISTEN_POLL_SECONDS)
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        if is_listening(port):
+            return
+        # On a machine with many sockets a look costs more: sleep at least as long, so
+        # the wait never takes more than half a core from the ranks it waits for.
+        time.sleep(max(LISTEN_POLL_SECONDS, time.monotonic() - started))
 
 
 def _local_port_of_rank0(hostfile: str) -> int | None:
