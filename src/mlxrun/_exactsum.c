@@ -30,16 +30,7 @@ static PyObject *binned(PyObject *self, PyObject *args) {
     int64_t *hi = (int64_t *)high.buf, *lo = (int64_t *)low.buf;
     Py_ssize_t n = values.len / 8, nan = 0, posinf = 0, neginf = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint64_t bits = v[k];
-        if (((bits >> 52) & 0x7FF) == 0x7FF) {
-            if (bits & ((1ULL << 52) - 1)) nan++;
-            else if (bits >> 63) neginf++;
-            else posinf++;
-            continue;
-        }
-        bin_double(bits, hi, lo);
-    }
+    for (Py_ssize_t k = 0; k < n; k++) bin_or_count(v[k], hi, lo, &nan, &posinf, &neginf);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);
     PyBuffer_Release(&high);

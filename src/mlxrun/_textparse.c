@@ -387,13 +387,7 @@ static PyObject *sum_text(PyObject *self, PyObject *args) {
         }
         uint64_t bits;
         memcpy(&bits, &f, sizeof bits);
-        if (((bits >> 52) & 0x7FF) == 0x7FF) {
-            if (bits & ((1ULL << 52) - 1)) nan++;
-            else if (bits >> 63) neginf++;
-            else posinf++;
-        } else {
-            bin_double(bits, hi, lo);
-        }
+        bin_or_count(bits, hi, lo, &nan, &posinf, &neginf);
     }
     if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
