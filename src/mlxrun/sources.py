@@ -5,8 +5,7 @@ A rank never reads more than its shard (plus a line's worth at its edges):
   line starts, so every line belongs to exactly one rank, whatever N (ranks
   beyond the number of lines get empty shards); read in bounded chunks;
 - .npy, uncompressed .npz members and .safetensors tensors: an element range,
-  read in chunks into a reused buffer (or, for jobs that only sum, mapped a
-  chunk at a time and summed in place);
+  mapped a chunk at a time;
 - generated data: only the rank's own index range, reproducible for any N.
 Memory per rank stays flat as the file grows: chunks are at most CHUNK_BYTES.
 """
@@ -479,7 +478,7 @@ def _pick(path: Path, names: list[str], member: str | int | None, what: str) -> 
 
 def as_numbers(raw: np.ndarray, view: ArrayView) -> np.ndarray:
     """int64 or float64, the two types the reductions take, without losing a bit; always a
-    new array (the caller's buffer is reused)."""
+    new array (the chunk it comes from is unmapped once it is dropped)."""
     if view.bfloat16:
         return (raw.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     if raw.dtype.kind == "f":
@@ -490,19 +489,24 @@ def as_numbers(raw: np.ndarray, view: ArrayView) -> np.ndarray:
 
 
 def read_array(view: ArrayView, lo: int, hi: int) -> Iterator[np.ndarray]:
-    """Elements [lo, hi) of the array in chunks: views of one reused buffer."""
-    # Read into one reused buffer rather than map the file: mapped pages count toward
-    # the rank's resident memory, which then grows with the file (1.1 GB per rank for
-    # a 2 GB .npy) instead of staying flat.
+    """Elements [lo, hi) of the array in chunks of CHUNK_ITEMS, each a read-only view of
+    the file mapped just for it: no copy out of the page cache, and mapped pages count
+    toward the rank's resident memory only while a chunk is held (a chunk or two, where
+    mapping the whole file made it 1.1 GB per rank for a 2 GB .npy). A chunk is unmapped
+    once its last view is gone: use it before asking for the next one."""
     size = view.dtype.itemsize
-    buf = np.empty(min(CHUNK_ITEMS, max(hi - lo, 0)), dtype=view.dtype)
     with view.path.open("rb", buffering=0) as f:
-        f.seek(view.offset + lo * size)
+        if os.fstat(f.fileno()).st_size < view.offset + hi * size:
+            # Reading a mapped page past the end of a file kills the process (SIGBUS).
+            raise DataError(f"{view.path}: ends before its header says (truncated?)")
         for i in range(lo, hi, CHUNK_ITEMS):
-            raw = buf[: min(hi - i, CHUNK_ITEMS)]
-            if f.readinto(raw.data.cast("B")) != raw.nbytes:
-                raise DataError(f"{view.path}: ends before its header says (truncated?)")
-            yield raw
+            count = min(hi - i, CHUNK_ITEMS)
+            start = view.offset + i * size
+            skip = start % mmap.ALLOCATIONGRANULARITY  # a mapping starts on a page
+            mapped = mmap.mmap(
+                f.fileno(), skip + count * size, offset=start - skip, access=mmap.ACCESS_READ
+            )
+            yield np.frombuffer(mapped, dtype=view.dtype, count=count, offset=skip)
 
 
 def array_shard(view: ArrayView, rank: int, np_: int) -> Shard[np.ndarray]:
@@ -513,28 +517,15 @@ def array_shard(view: ArrayView, rank: int, np_: int) -> Shard[np.ndarray]:
 
 def float_sums(view: ArrayView, rank: int, np_: int) -> Shard[Sums]:
     """The rank's part of a float64 array summed chunk by chunk where it lies in the page
-    cache: each chunk is mapped, summed and unmapped (no copy, and resident memory stays
-    at one chunk). See sums_shard."""
+    cache (no copy, nothing stored). See sums_shard."""
     assert _exactsum is not None and view.dtype == np.dtype("=f8") and not view.bfloat16
     lo, hi = span(view.count, rank, np_)
 
     def chunks() -> Iterator[tuple[Sums, int]]:
-        with view.path.open("rb", buffering=0) as f:
-            if os.fstat(f.fileno()).st_size < view.offset + hi * 8:
-                # Reading a mapped page past the end of a file kills the process (SIGBUS).
-                raise DataError(f"{view.path}: ends before its header says (truncated?)")
-            for i in range(lo, hi, CHUNK_ITEMS):
-                count = min(hi - i, CHUNK_ITEMS)
-                start = view.offset + i * 8
-                skip = start % mmap.ALLOCATIONGRANULARITY  # a mapping starts on a page
-                high, low = np.zeros(BINS, dtype=np.int64), np.zeros(BINS, dtype=np.int64)
-                with mmap.mmap(
-                    f.fileno(), skip + count * 8, offset=start - skip, access=mmap.ACCESS_READ
-                ) as mapped:
-                    values = np.frombuffer(mapped, dtype=np.float64, count=count, offset=skip)
-                    nan, posinf, neginf = _exactsum.binned(values, high, low)
-                    del values  # the mapping cannot close while a view of it lives
-                yield Sums(count, False, nan, posinf, neginf, 0, 0, high, low), count * 8
+        for values in read_array(view, lo, hi):
+            high, low = np.zeros(BINS, dtype=np.int64), np.zeros(BINS, dtype=np.int64)
+            nan, posinf, neginf = _exactsum.binned(values, high, low)
+            yield Sums(len(values), False, nan, posinf, neginf, 0, 0, high, low), values.nbytes
 
     return Shard(chunks(), (hi - lo) * 8)
 
