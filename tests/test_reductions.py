@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlxrun import reductions
+from mlxrun import kernels, reductions
+from mlxrun.kernels import histogram_counts, histogram_range, simulate
 from mlxrun.reductions import (
     OPS,
     SUMMED_LEN,
@@ -25,9 +26,6 @@ from mlxrun.reductions import (
     Results,
     combine,
     finalize,
-    histogram_counts,
-    histogram_range,
-    simulate,
 )
 
 Values = list[Any]  # Python ints (int64 data) and floats (float64 data), in data order
@@ -379,8 +377,8 @@ def test_top_exponents_do_not_overflow_bin_totals() -> None:
 
 
 def test_blocks_inside_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reductions, "_FLOAT_BLOCK", 3)
-    monkeypatch.setattr(reductions, "_INT_BLOCK", 3)
+    monkeypatch.setattr(kernels, "_FLOAT_BLOCK", 3)
+    monkeypatch.setattr(kernels, "_INT_BLOCK", 3)
     rng = np.random.default_rng(7)
     floats = rng.standard_normal(100) * 10.0 ** rng.integers(-200, 200, 100)
     ints = rng.integers(INT64_MIN, INT64_MAX, 100, dtype=np.int64, endpoint=True)
@@ -491,17 +489,25 @@ def test_merge_matches_one_partial() -> None:
 @settings(max_examples=100, deadline=None)
 def test_limbs_sum_exactly_across_ranks(totals: list[int]) -> None:
     limbs = [reductions._to_limbs(t, reductions._LIMBS_FLOAT_SUM) for t in totals]
-    assert reductions._from_limbs(np.sum(limbs, axis=0)) == sum(totals)
+    assert reductions._from_limbs([sum(column) for column in zip(*limbs)]) == sum(totals)
 
 
-def test_encoding_lengths_do_not_depend_on_data() -> None:
-    for chunk in (np.empty(0), np.arange(5), np.array([1e300, math.nan])):
+def int64s(values: list[Any]) -> bool:
+    return all(type(v) is int and INT64_MIN <= v <= INT64_MAX for v in values)
+
+
+def test_encodings_are_fixed_length_vectors_of_int64_and_float64() -> None:
+    # The worker hands them to MLX as int64 and float64 arrays: a Python float among the
+    # ints, or an int beyond int64, would be converted or refused there.
+    for chunk in (np.empty(0), np.arange(5), np.array([1e300, math.nan, -math.inf])):
         state = Partial()
         state.add(chunk)
         encoded = state.encode()
-        assert encoded.summed.shape == (SUMMED_LEN,) and encoded.summed.dtype == np.int64
-        assert encoded.gathered_ints.shape == (reductions.GATHERED_INTS_LEN,)
-        assert encoded.gathered_floats.shape == (reductions.GATHERED_FLOATS_LEN,)
+        assert len(encoded.summed) == SUMMED_LEN and int64s(encoded.summed)
+        assert len(encoded.gathered_ints) == reductions.GATHERED_INTS_LEN
+        assert int64s(encoded.gathered_ints)
+        assert len(encoded.gathered_floats) == reductions.GATHERED_FLOATS_LEN
+        assert all(type(v) is float for v in encoded.gathered_floats)
 
 
 def test_bad_input_is_refused() -> None:
@@ -522,17 +528,17 @@ def test_bad_input_is_refused() -> None:
     assert finalize(state, ["sum"]).values["sum"] == 1.5
 
 
-@pytest.mark.skipif(reductions._exactsum is None, reason="the C kernel was not built")
+@pytest.mark.skipif(kernels._exactsum is None, reason="the C kernel was not built")
 @settings(max_examples=300, deadline=None)
 @given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=200))
 def test_the_c_kernel_and_the_numpy_binning_agree(values: list[float]) -> None:
     x = np.array(values, dtype=np.float64)
-    native = reductions._float_scaled_sum(x)
-    saved, reductions._exactsum = reductions._exactsum, None
+    native = kernels._float_scaled_sum(x)
+    saved, kernels._exactsum = kernels._exactsum, None
     try:
-        assert reductions._float_scaled_sum(x) == native
+        assert kernels._float_scaled_sum(x) == native
     finally:
-        reductions._exactsum = saved
+        kernels._exactsum = saved
     assert Fraction(native, 2**1074) == sum((Fraction(v) for v in values), Fraction(0))
 
 

@@ -16,26 +16,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlxrun import sources
+from mlxrun import arrays, sources, values
 from mlxrun.errors import DataError
 from mlxrun.sources import open_shard, text_range
 from mlxrun.spec import Data, Generate
 
-PARSERS = ["c", "numpy"] if sources._textparse is not None else ["numpy"]
+PARSERS = ["c", "numpy"] if values._textparse is not None else ["numpy"]
 
 
 @contextmanager
 def parser(name: str) -> Iterator[None]:
     """Text is parsed in C when the extension is built, else by numpy: both must agree."""
-    saved = sources._textparse
-    sources._textparse = saved if name == "c" else None
+    saved = values._textparse
+    values._textparse = saved if name == "c" else None
     try:
         yield
     finally:
-        sources._textparse = saved
+        values._textparse = saved
 
 
-def values(data: Data, np_: int) -> list[list[float]]:
+def shard_values(data: Data, np_: int) -> list[list[float]]:
     return [[*np.concatenate([np.zeros(0), *open_shard(data, r, np_).chunks])] for r in range(np_)]
 
 
@@ -70,13 +70,13 @@ def test_text_shards_partition_the_lines_for_any_np(tmp_path_factory, lines, fin
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
         for name in PARSERS:
             with parser(name):
-                assert flat(values(data, np_)) == expected
+                assert flat(shard_values(data, np_)) == expected
 
 
 def test_more_ranks_than_lines_get_empty_shards(tmp_path: Path) -> None:
     path = tmp_path / "two.txt"
     path.write_text("1\n2\n")
-    parts = values(Data(path, "text"), 5)
+    parts = shard_values(Data(path, "text"), 5)
     assert flat(parts) == [1, 2] and sum(1 for p in parts if not p) == 3
 
 
@@ -115,7 +115,7 @@ def check_big_integer(path: Path) -> None:
     assert error_of(Data(path, "text"), 1) == (
         f'{path}:2: integer out of the int64 range: "{2**64}" (set dtype = "float64" to sum it as a float)'
     )
-    assert flat(values(Data(path, "text", dtype="float64"), 2)) == [1.0, float(2**64)]
+    assert flat(shard_values(Data(path, "text", dtype="float64"), 2)) == [1.0, float(2**64)]
 
 
 def test_dtype_int64_rejects_a_float(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_csv_and_tsv_columns_by_name_and_index(tmp_path: Path, column, fmt: str)
     path = tmp_path / f"d.{fmt}"
     path.write_text(CSV if fmt == "csv" else CSV.replace(",", "\t"))
     for np_ in range(1, 7):
-        assert flat(values(Data(path, fmt, column=column), np_)) == [2.5, 3.25, -1, 10]
+        assert flat(shard_values(Data(path, fmt, column=column), np_)) == [2.5, 3.25, -1, 10]
 
 
 def test_csv_errors(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_npy_row_ranges(tmp_path: Path) -> None:
     a = np.random.default_rng(1).standard_normal((101, 3))
     np.save(path, a)
     for np_ in range(1, 6):
-        assert flat(values(Data(path, "npy"), np_)) == a.ravel().tolist()
+        assert flat(shard_values(Data(path, "npy"), np_)) == a.ravel().tolist()
     np.save(path, np.arange(10, dtype=np.int32))
     (chunk,) = open_shard(Data(path, "npy"), 0, 1).chunks
     assert chunk.dtype == np.int64
@@ -170,7 +170,7 @@ def test_npy_row_ranges(tmp_path: Path) -> None:
 def test_npz_member(tmp_path: Path) -> None:
     path = tmp_path / "a.npz"
     np.savez(path, x=np.arange(7.0), y=np.arange(3))
-    assert flat(values(Data(path, "npz", column="x"), 3)) == list(range(7))
+    assert flat(shard_values(Data(path, "npz", column="x"), 3)) == list(range(7))
     assert (
         error_of(Data(path, "npz"), 1)
         == f"{path}: holds arrays x, y: choose one with --column or data.column"
@@ -196,22 +196,22 @@ def test_safetensors_tensors_including_bfloat16(tmp_path: Path) -> None:
     w = np.array([1.5, -2.0, 3.25], dtype=np.float32)
     bf16 = (w.view(np.uint32) >> 16).astype(np.uint16)  # these values are exact in bfloat16
     write_safetensors(path, {"w": ("F32", w.tobytes(), [3]), "b": ("BF16", bf16.tobytes(), [3])})
-    assert flat(values(Data(path, "safetensors", column="w"), 2)) == [1.5, -2.0, 3.25]
-    assert flat(values(Data(path, "safetensors", column="b"), 2)) == [1.5, -2.0, 3.25]
+    assert flat(shard_values(Data(path, "safetensors", column="w"), 2)) == [1.5, -2.0, 3.25]
+    assert flat(shard_values(Data(path, "safetensors", column="b"), 2)) == [1.5, -2.0, 3.25]
 
 
 @pytest.mark.parametrize("distribution", ["normal", "uniform", "integers"])
 def test_generated_data_is_the_same_for_any_np(distribution: str) -> None:
     data = Data(None, "generated", generate=Generate("random", 2_500_000, 5, distribution))
-    whole = flat(values(data, 1))
+    whole = flat(shard_values(data, 1))
     assert len(whole) == 2_500_000
     for np_ in (2, 3):
-        assert flat(values(data, np_)) == whole
+        assert flat(shard_values(data, np_)) == whole
 
 
 def test_generated_range() -> None:
     data = Data(None, "generated", generate=Generate("range", 10, start=5))
-    assert flat(values(data, 3)) == list(range(5, 15))
+    assert flat(shard_values(data, 3)) == list(range(5, 15))
 
 
 def assert_summed_as_read_like_stored(data: Data, rank: int, np_: int) -> None:
@@ -274,13 +274,45 @@ def test_a_sum_only_job_sums_while_parsing(tmp_path: Path, monkeypatch) -> None:
     assert worker.reductions.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
 
 
+WORKER_RUN = """
+import sys
+from pathlib import Path
+from mlxrun import worker
+from mlxrun.plan import Plan
+from mlxrun.spec import Data
+plan = Plan("job", 1, "ring", Data(Path(sys.argv[1]), "text"), tuple(sys.argv[2:]), 10)
+assert worker.run(plan, worker.Reporter()) == 0
+print("numpy" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(sources._textparse is None, reason="the C parser was not built")
+def test_a_sum_only_worker_never_loads_numpy(tmp_path: Path) -> None:
+    # Loading numpy is 0.1-0.15 s of every rank's start: a whole 1-rank worker run (real
+    # MLX group, real collectives) in a fresh interpreter shows whether it was loaded.
+    import subprocess
+    import sys
+
+    path = tmp_path / "d.txt"
+    path.write_text("1\n2.5\n-3\n")
+
+    def loads_numpy(*ops: str) -> bool:
+        run = [sys.executable, "-c", WORKER_RUN, str(path), *ops]
+        out = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+        assert '"sum": 0.5' in out or "sum" not in ops, out
+        return out.splitlines()[-1] == "True"
+
+    assert not loads_numpy("count", "sum", "mean")
+    assert loads_numpy("sum", "min")  # extremes are found by numpy
+
+
 float64s = st.one_of(
     st.floats(width=64),  # NaN and both infinities included
     st.sampled_from([1e308, -1e308, 5e-324, -0.0, 2.0**53 + 2]),
 )
 
 
-@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+@pytest.mark.skipif(arrays._exactsum is None, reason="the C kernels were not built")
 @settings(max_examples=60, deadline=None)
 @given(xs=st.lists(float64s, max_size=50), fmt=st.sampled_from(["<f8", ">f8"]))
 def test_summing_arrays_as_read_equals_reading_then_summing(tmp_path_factory, xs, fmt) -> None:
@@ -294,7 +326,7 @@ def test_summing_arrays_as_read_equals_reading_then_summing(tmp_path_factory, xs
                 assert_summed_as_read_like_stored(Data(path, "npy"), rank, np_)
 
 
-@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+@pytest.mark.skipif(arrays._exactsum is None, reason="the C kernels were not built")
 def test_a_truncated_array_is_an_error_when_summed_as_read(tmp_path: Path) -> None:
     path = tmp_path / "cut.npy"
     np.save(path, np.arange(100_000, dtype=np.float64))
@@ -308,20 +340,20 @@ def test_what_is_summed_as_read(tmp_path: Path) -> None:
     np.save(tmp_path / "f.npy", np.ones(3))
     np.save(tmp_path / "i.npy", np.ones(3, dtype=np.int64))
     np.save(tmp_path / "s.npy", np.ones(3, dtype=np.float32))
-    kernels = sources._exactsum is not None
+    kernels = arrays._exactsum is not None
     assert (sources.sums_shard(Data(tmp_path / "f.npy", "npy"), 0, 1) is not None) == kernels
     assert sources.sums_shard(Data(tmp_path / "i.npy", "npy"), 0, 1) is None  # numpy: exact
     assert sources.sums_shard(Data(tmp_path / "s.npy", "npy"), 0, 1) is None  # widened first
 
 
-@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+@pytest.mark.skipif(arrays._exactsum is None, reason="the C kernels were not built")
 def test_arrays_summed_as_read_across_chunks_are_exact(tmp_path: Path) -> None:
     import math
 
     from mlxrun import reductions
     from mlxrun.worker import partial_of
 
-    xs = np.random.default_rng(3).standard_normal(2 * sources.CHUNK_ITEMS + 12345) * 1e6
+    xs = np.random.default_rng(3).standard_normal(2 * arrays.CHUNK_ITEMS + 12345) * 1e6
     path = tmp_path / "big.npy"
     np.save(path, xs)
     for np_ in (1, 2):
@@ -335,7 +367,7 @@ def test_arrays_summed_as_read_across_chunks_are_exact(tmp_path: Path) -> None:
         assert reductions.finalize(state, ["sum"]).values["sum"] == math.fsum(xs.tolist())
 
 
-@pytest.mark.skipif(sources._exactsum is None, reason="the C kernels were not built")
+@pytest.mark.skipif(arrays._exactsum is None, reason="the C kernels were not built")
 def test_a_sum_only_job_sums_float64_arrays_as_read(tmp_path: Path, monkeypatch) -> None:
     from mlxrun import worker
     from mlxrun.plan import Plan
@@ -360,4 +392,5 @@ C_COMPILER = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0])
 def test_the_c_kernels_are_built_where_a_compiler_is() -> None:
     # They are optional at install time, so a compile error would otherwise only show as
     # skipped parser tests and a slower mlxrun.
-    assert sources._textparse is not None and sources._exactsum is not None
+    assert sources._textparse is not None and values._textparse is not None
+    assert arrays._exactsum is not None

@@ -38,19 +38,16 @@ def check_data(data: Data) -> None:
         raise DataError(f"{data.path}: no such file")
     if data.format == "text":
         return
-    # numpy comes with sources: imported only here, it stays out of plain text jobs' start-up.
-    from mlxrun.sources import column_index, csv_header, npy_view, npz_view, safetensors_view
-
     if data.format in ("csv", "tsv"):
-        column_index(
-            data.path, csv_header(data.path, b"\t" if data.format == "tsv" else b","), data.column
-        )
-    elif data.format == "npy":
-        npy_view(data.path)
-    elif data.format == "npz":
-        npz_view(data.path, data.column)
-    elif data.format == "safetensors":
-        safetensors_view(data.path, data.column)
+        from mlxrun.sources import column_index, csv_header
+
+        delimiter = b"\t" if data.format == "tsv" else b","
+        column_index(data.path, csv_header(data.path, delimiter), data.column)
+        return
+    # numpy reads array headers: imported only here, it stays out of text jobs' start-up.
+    from mlxrun.arrays import array_view
+
+    array_view(data)
 
 
 def final_records(report: JobReport) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """The algebra of distributed reductions: per-rank partial states, their fixed-length encodings,
-and the final answers. Pure numpy + standard library: no I/O, no MLX.
+and the final answers. Standard library only: no I/O, no MLX, and no numpy, so that a job that
+only sums as it reads (count, sum, mean) never loads it. The numpy work on array chunks is in
+`kernels`, imported where a chunk is first added (and by the histogram).
 
-Protocol (what the worker does; `simulate` below runs it in one process)::
+Protocol (what the worker does; `kernels.simulate` runs it in one process)::
 
     part = Partial()
     for chunk in my_chunks:                    # float64 or int64, 1-D, in data order
@@ -10,8 +12,8 @@ Protocol (what the worker does; `simulate` below runs it in one process)::
     state = combine(all_sum(enc.summed), all_gather(enc.gathered_ints),
                     all_gather(enc.gathered_floats))    # the same on every rank
     if "histogram" in ops:                     # second pass: needs the global min and max
-        lo, hi = histogram_range(state, bins)  # ValueError(reason) if no finite bins exist
-        counts = all_sum(sum(histogram_counts(c, lo, hi, bins) for c in my_chunks))
+        lo, hi = kernels.histogram_range(state, bins)  # ValueError(reason): no finite bins
+        counts = all_sum(sum(kernels.histogram_counts(c, lo, hi, bins) for c in my_chunks))
     results = finalize(state, ops, bins=bins, histogram=counts)
 
 Ranks are ordered: rank r's items come after every item of ranks < r, so a global index is the
@@ -56,18 +58,16 @@ when the population variance itself rounds past the float64 maximum.
 from __future__ import annotations
 
 import math
+import struct
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
-
-try:
-    from mlxrun import _exactsum  # type: ignore[attr-defined]
-except ImportError:  # built without a C compiler: the numpy binning below serves
-    _exactsum = None
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 OPS = (
     "sum",
@@ -86,24 +86,12 @@ DEFAULT_BINS = 10
 
 Number: TypeAlias = "int | float"
 Value: TypeAlias = "int | float | list[int] | list[float] | None"
-IntArray: TypeAlias = "npt.NDArray[np.int64]"
-FloatArray: TypeAlias = "npt.NDArray[np.float64]"
+Bins: TypeAlias = "array[int]"  # the C kernels' int64 bins by exponent (_bins.h)
 
-_SCALE = 1074  # every finite float64 is an integer multiple of 2**-_SCALE
-_FRAC_BITS = 52
-_LOW_BITS = 26  # fraction bits cleared in the high part (see _binned_sum)
-_EXPONENT_BINS = 2047  # biased exponents of finite floats: 0 (subnormal) .. 2046
-_FLOAT_BLOCK = 1 << 24  # bin totals stay exact in float64 (see _binned_sum)
-_NATIVE_BLOCK = 1 << 30  # the C kernel's int64 bins cannot overflow below 2**31 values
-_NATIVE_BINS = 2048
-_EXTREME_OPS = frozenset({"min", "max", "argmin", "argmax", "histogram"})
-_MOMENT_OPS = frozenset({"var", "std"})
-_HUGE_EXPONENT = 2000  # from 2**977 up, 2**24 values could sum past the float64 maximum
-_HUGE_SHIFT = 128
-_INT_BLOCK = 1 << 20  # products of 21/22-bit pieces summed over a block stay below 2**63
-# Below this, float64 squares of deviations may have underflowed enough to matter: rescale.
-# (At or above it, squares lost in the subnormals add < 2**60 * 2**-1022, below 2**-300 of M2.)
-_SMALLEST_PLAIN_SQUARES = 2.0**-600
+SCALE = 1074  # every finite float64 is an integer multiple of 2**-SCALE
+BINS = 2048  # the C kernels' exponent bins (_bins.h): no bin overflows within 2**31 values
+EXTREME_OPS = frozenset({"min", "max", "argmin", "argmax", "histogram"})
+MOMENT_OPS = frozenset({"var", "std"})
 
 # Limb counts. Float sums: |x| < 2**1024, scaled by 2**1074, times 2**60 values -> 2**2158.
 # Int sums: 2**63 * 2**60 -> 2**123. Int sums of squares: 2**126 * 2**60 -> 2**186.
@@ -153,25 +141,25 @@ def _to_float(numerator: int, denominator: int) -> float:
         return math.inf if (numerator < 0) == (denominator < 0) else -math.inf
 
 
-def _scaled(x: float) -> int:
+def scaled(x: float) -> int:
     """The finite float x as the exact integer x * 2**1074."""
     numerator, denominator = x.as_integer_ratio()
-    return numerator * ((1 << _SCALE) // denominator)
+    return numerator * ((1 << SCALE) // denominator)
 
 
-def _to_limbs(total: int, limbs: int) -> IntArray:
+def _to_limbs(total: int, limbs: int) -> list[int]:
     """Two's complement of total over 32 * limbs bits, as little-endian 32-bit limbs."""
     width = _LIMB_BITS * limbs
     if not -(1 << (width - 1)) <= total < 1 << (width - 1):
         raise OverflowError(f"exact sum needs more than {width} bits")
     raw = (total % (1 << width)).to_bytes(4 * limbs, "little")
-    return np.frombuffer(raw, dtype="<u4").astype(np.int64)
+    return list(struct.unpack(f"<{limbs}I", raw))
 
 
-def _from_limbs(limb_sums: IntArray) -> int:
+def _from_limbs(limb_sums: Sequence[int]) -> int:
     """Inverse of _to_limbs after an element-wise sum over ranks: limbs may exceed 32 bits."""
     width = _LIMB_BITS * len(limb_sums)
-    total = sum(int(limb) << (_LIMB_BITS * k) for k, limb in enumerate(limb_sums.tolist()))
+    total = sum(int(limb) << (_LIMB_BITS * k) for k, limb in enumerate(limb_sums))
     total %= 1 << width
     return total - (1 << width) if total >> (width - 1) else total
 
@@ -179,41 +167,31 @@ def _from_limbs(limb_sums: IntArray) -> int:
 # ---------------------------------------------------------------- per-chunk kernels
 
 
-def _float_scaled_sum(x: FloatArray) -> int:
-    """Exact sum of finite floats, scaled by 2**1074 (see the module docstring)."""
-    if _exactsum is not None:
-        return _native_scaled_sum(x)
+def empty_bins() -> Bins:
+    return array("q", bytes(8 * BINS))
+
+
+def fold_bins(high: Bins, low: Bins) -> int:
+    """The exact sum, scaled by 2**1074, held in the C kernels' bins (see _bins.h): value
+    high[e] * 2**32 + low[e] in units of 2**(max(e, 1) - 1)."""
     total = 0
-    for start in range(0, len(x), _FLOAT_BLOCK):
-        total += _float_scaled_sum_block(x[start : start + _FLOAT_BLOCK])
+    for bins, shift in ((high, 32), (low, 0)):
+        for e in _nonzero_span(bins):
+            total += bins[e] << (max(e, 1) - 1 + shift)
     return total
 
 
-def _native_scaled_sum(x: FloatArray) -> int:
-    """The same sum by the C kernel: integer mantissas added per exponent in one pass (its
-    bins hold 2**31 values without overflow), then folded into one Python int."""
-    assert _exactsum is not None
-    total = 0
-    data = np.ascontiguousarray(x)
-    for start in range(0, len(data), _NATIVE_BLOCK):
-        high = np.zeros(_NATIVE_BINS, dtype=np.int64)
-        low = np.zeros(_NATIVE_BINS, dtype=np.int64)
-        _exactsum.binned(data[start : start + _NATIVE_BLOCK], high, low)
-        total += fold_bins(high, low)
-    return total
-
-
-def fold_bins(high: IntArray, low: IntArray) -> int:
-    """The exact sum, scaled by 2**1074, held in the C kernels' bins (see _bins.h)."""
-    total = 0
-    for e in np.flatnonzero(high | low).tolist():
-        total += ((int(high[e]) << 32) + int(low[e])) << (max(e, 1) - 1)
-    return total
+def _nonzero_span(bins: Bins) -> range:
+    """From the first non-zero bin to the last: real data use a few dozen of the 2048, and
+    bytes are scanned in C where a loop over every bin would cost 0.2 ms per chunk."""
+    raw = bins.tobytes()
+    first = len(raw) - len(raw.lstrip(b"\0"))
+    return range(first // 8, (len(raw.rstrip(b"\0")) + 7) // 8)
 
 
 def scaled_int(n: int) -> int:
     """An integer in the units of the exact float sums (2**-1074)."""
-    return n << _SCALE
+    return n << SCALE
 
 
 SUM_OPS = frozenset({"count", "sum", "mean"})
@@ -236,67 +214,6 @@ def partial_of_sums(
         float_count=count - nan - posinf - neginf,
         float_sum=scaled_sum,
         needs=SUM_OPS,
-    )
-
-
-def _float_scaled_sum_block(x: FloatArray) -> int:
-    exponent = (x.view(np.int64) >> _FRAC_BITS) & 0x7FF
-    if int(exponent.max()) < _HUGE_EXPONENT:
-        return _binned_sum(x, exponent)
-    # Bin totals near the top of the range could overflow float64: scale those values down
-    # by an exact power of two (they are far from the subnormals) and shift back as ints.
-    huge = exponent >= _HUGE_EXPONENT
-    small = ~huge
-    scaled_down = _binned_sum(np.ldexp(x[huge], -_HUGE_SHIFT), exponent[huge])
-    return (scaled_down << _HUGE_SHIFT) + _binned_sum(x[small], exponent[small])
-
-
-def _binned_sum(x: FloatArray, exponent: IntArray) -> int:
-    """Exact sum, scaled by 2**1074, of finite floats binned by their biased exponent.
-
-    Within one bin every value is a multiple of the bin's unit, so clearing the low 26 of the
-    52 fraction bits gives a float `high` (a multiple of 2**26 units, below 2**27 of them
-    counting the implicit bit) and `low = x - high` (exact, below 2**26 units). Over at most
-    2**24 items every running bin total of either part needs at most 51 significant bits, so
-    float64 `np.bincount` adds them without rounding."""
-    high = (x.view(np.int64) & ~np.int64((1 << _LOW_BITS) - 1)).view(np.float64)
-    low = x - high
-    high_bins = np.bincount(exponent, weights=high, minlength=_EXPONENT_BINS)
-    low_bins = np.bincount(exponent, weights=low, minlength=_EXPONENT_BINS)
-    used = np.flatnonzero((high_bins != 0) | (low_bins != 0)).tolist()
-    high_list, low_list = high_bins.tolist(), low_bins.tolist()
-    return sum(_scaled(high_list[k]) + _scaled(low_list[k]) for k in used)
-
-
-def _int_sums(x: IntArray, squares_too: bool = True) -> tuple[int, int]:
-    """Exact sum and (only if asked: it costs as much again) sum of squares of int64
-    values, as Python ints."""
-    total = squares = 0
-    for start in range(0, len(x), _INT_BLOCK):
-        block = x[start : start + _INT_BLOCK]
-        # x = high * 2**32 + low: both partial sums fit int64 for blocks below 2**31 items.
-        total += (int(np.sum(block >> 32)) << 32) + int(np.sum(block & 0xFFFFFFFF))
-        if squares_too:
-            squares += _int_squares_block(block)
-    return total, squares
-
-
-def _int_squares_block(x: IntArray) -> int:
-    # x = a * 2**42 + b * 2**21 + c with a signed below 2**21 and 0 <= b, c < 2**21: every
-    # pairwise product is below 2**42, so a block of 2**20 of them sums exactly in int64.
-    a = x >> 42
-    b = (x >> 21) & 0x1FFFFF
-    c = x & 0x1FFFFF
-
-    def dot(u: IntArray, v: IntArray) -> int:
-        return int(np.dot(u, v))
-
-    return (
-        (dot(a, a) << 84)
-        + (dot(a, b) << 64)
-        + ((2 * dot(a, c) + dot(b, b)) << 42)
-        + (dot(b, c) << 22)
-        + dot(c, c)
     )
 
 
@@ -325,40 +242,6 @@ def _round_m2(numerator: int, denominator: int) -> M2:
     return fraction, exponent + shift
 
 
-def _sum_of_squared_deviations(x: FloatArray, center: float) -> M2:
-    """Corrected two-pass: sum((x - c)**2) - (sum(x - c))**2 / n is the sum of squared
-    deviations about the true mean even though the float center c is only close to it."""
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        deviations = x - center
-        squares = float(np.sum(np.square(deviations)))  # pairwise summation
-        if _SMALLEST_PLAIN_SQUARES <= squares < math.inf:  # ordinary data: plain float64
-            drift = float(np.sum(deviations))
-            return math.frexp(max(0.0, squares - drift * (drift / len(x))))
-    if squares == 0.0 and not deviations.any():
-        return 0.0, 0  # every value equals the center
-    return _rescaled_sum_of_squared_deviations(x, center)
-
-
-def _rescaled_sum_of_squared_deviations(x: FloatArray, center: float) -> M2:
-    """The corrected two-pass where x - c or its square over- or underflows float64: scale x
-    and c by 2**-k0 so that |x - c| < 2, then the deviations by 2**-k1 so the largest is in
-    [1/2, 1), and scale M2 back by 2**(2 (k0 + k1)) in the exponent. Scaling by powers of two
-    is exact except for values pushed into the subnormals, which are below 2**-1021 of the
-    largest |x| or |deviation| and so cannot matter."""
-    with np.errstate(under="ignore"):
-        top = max(float(np.max(np.abs(x))), abs(center))
-        k0 = math.frexp(top)[1]  # top < 2**k0
-        deviations = np.ldexp(x, -k0) - math.ldexp(center, -k0)
-        k1 = math.frexp(float(np.max(np.abs(deviations))))[1]
-        deviations = np.ldexp(deviations, -k1)
-        squares = float(np.sum(np.square(deviations)))  # at most n: no overflow
-        drift = float(np.sum(deviations))
-    fraction, exponent = math.frexp(max(0.0, squares - drift * (drift / len(x))))
-    if fraction == 0.0:
-        return 0.0, 0
-    return fraction, exponent + 2 * (k0 + k1)
-
-
 def _merge_m2(n_a: int, s_a: int, m2_a: M2, n_b: int, s_b: int, m2_b: M2) -> M2:
     """Chan et al.: M2 = M2_a + M2_b + delta**2 * n_a * n_b / n, with delta taken exactly from
     the scaled sums s = n * mean * 2**1074 so that a large common offset costs no precision.
@@ -368,7 +251,7 @@ def _merge_m2(n_a: int, s_a: int, m2_a: M2, n_b: int, s_b: int, m2_b: M2) -> M2:
     if n_a == 0:
         return m2_b
     gap = s_b * n_a - s_a * n_b  # delta * n_a * n_b * 2**1074
-    denominator = (n_a * n_b * (n_a + n_b)) << (2 * _SCALE)
+    denominator = (n_a * n_b * (n_a + n_b)) << (2 * SCALE)
     num_a, den_a = _m2_ratio(m2_a)
     num_b, den_b = _m2_ratio(m2_b)
     common = max(den_a, den_b)  # powers of two: a multiple of both
@@ -376,15 +259,11 @@ def _merge_m2(n_a: int, s_a: int, m2_a: M2, n_b: int, s_b: int, m2_b: M2) -> M2:
     return _round_m2(numerator + gap * gap * common, denominator * common)
 
 
-def _first(mask: npt.NDArray[np.bool_]) -> int:
-    return int(np.argmax(mask))
-
-
 # ---------------------------------------------------------------- the partial state
 
 
 @dataclass
-class _Extreme:
+class Extreme:
     """A NaN-ignoring min or max and the local index of its first occurrence."""
 
     value: Number
@@ -426,8 +305,8 @@ class Partial:
     int_count: int = 0
     int_sum: int = 0  # exact
     int_squares: int = 0  # exact
-    low: _Extreme | None = None
-    high: _Extreme | None = None
+    low: Extreme | None = None
+    high: Extreme | None = None
     prod: float = 1.0
     # The ops this state must answer; work that none of them needs is skipped (a sum need
     # not find extremes). Answers for other ops are then not meaningful.
@@ -436,65 +315,9 @@ class Partial:
     def add(self, chunk: npt.NDArray[np.generic]) -> None:
         """Feed the next chunk (1-D; float16/32/64 and signed/small unsigned ints are widened
         exactly to float64 or int64)."""
-        chunk_state = Partial(needs=self.needs)
-        data = _normalise(chunk)
-        if data.dtype == np.float64:
-            chunk_state._add_floats(data.astype(np.float64, copy=False))
-        else:
-            chunk_state._add_ints(data.astype(np.int64, copy=False))
-        self.merge(chunk_state)
+        from mlxrun.kernels import chunk_state  # numpy loads with the first array added
 
-    def _add_floats(self, x: FloatArray) -> None:
-        n = len(x)
-        if n == 0:
-            return
-        self.count = n
-        self.saw_float = True
-        if "prod" in self.needs:
-            self._prod_of(x)
-        special = ((x.view(np.int64) >> _FRAC_BITS) & 0x7FF) == 0x7FF
-        if special.any():
-            nan = np.isnan(x)
-            self.nan_count = int(np.count_nonzero(nan))
-            self.posinf_count = int(np.count_nonzero(x == math.inf))
-            self.neginf_count = int(np.count_nonzero(x == -math.inf))
-            if self.nan_count:
-                self.first_nan = _first(nan)
-            kept = np.flatnonzero(~nan)
-            self._extremes_of(x[kept], kept)
-            x = x[~special]
-        elif self.needs & _EXTREME_OPS:
-            self._extremes_of(x, None)
-        if len(x):
-            self.float_count = len(x)
-            self.float_sum = _float_scaled_sum(x)
-            if self.needs & _MOMENT_OPS:
-                center = self.float_sum / (len(x) << _SCALE)  # correctly rounded, finite
-                self.float_m2_frac, self.float_m2_exp = _sum_of_squared_deviations(x, center)
-
-    def _add_ints(self, x: IntArray) -> None:
-        n = len(x)
-        if n == 0:
-            return
-        self.count = self.int_count = n
-        self.int_sum, self.int_squares = _int_sums(x, squares_too=bool(self.needs & _MOMENT_OPS))
-        if self.needs & _EXTREME_OPS:
-            self._extremes_of(x, None)
-        if "prod" in self.needs:
-            self._prod_of(x.astype(np.float64))
-
-    def _extremes_of(self, x: FloatArray | IntArray, positions: IntArray | None) -> None:
-        if len(x) == 0:
-            return
-        where = [int(np.argmin(x)), int(np.argmax(x))]  # first occurrences
-        low, high = (x[i].item() for i in where)
-        if positions is not None:
-            where = [int(positions[i]) for i in where]
-        self.low, self.high = _Extreme(low, where[0]), _Extreme(high, where[1])
-
-    def _prod_of(self, x: FloatArray) -> None:
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            self.prod = float(np.prod(x))
+        self.merge(chunk_state(chunk, self.needs))
 
     def merge(self, other: Partial) -> None:
         """Absorb `other`, whose items come after all of this state's items."""
@@ -526,7 +349,7 @@ class Partial:
     def encode(self) -> Encoded:
         """This state as three fixed-length vectors (lengths SUMMED_LEN, GATHERED_INTS_LEN,
         GATHERED_FLOATS_LEN): all_sum the first, all_gather the other two."""
-        summed = np.zeros(SUMMED_LEN, dtype=np.int64)
+        summed = [0] * SUMMED_LEN
         summed[_S_NAN] = self.nan_count
         summed[_S_POSINF] = self.posinf_count
         summed[_S_NEGINF] = self.neginf_count
@@ -536,64 +359,52 @@ class Partial:
         summed[_S_INT_SUM:_S_INT_SQUARES] = _to_limbs(self.int_sum, _LIMBS_INT_SUM)
         summed[_S_INT_SQUARES:] = _to_limbs(self.int_squares, _LIMBS_INT_SQUARES)
 
-        ints = np.zeros(GATHERED_INTS_LEN, dtype=np.int64)
-        floats = np.zeros(GATHERED_FLOATS_LEN, dtype=np.float64)
+        ints = [0] * GATHERED_INTS_LEN
+        floats = [0.0] * GATHERED_FLOATS_LEN
         ints[_G_COUNT] = self.count
         ints[_G_FIRST_NAN] = -1 if self.first_nan is None else self.first_nan
         ints[_G_COUNT_FLOAT] = self.float_count
         _encode_extreme(self.low, ints, floats, _G_MIN_KIND, _G_MIN_INT, _G_MIN_INDEX, _F_MIN)
         _encode_extreme(self.high, ints, floats, _G_MAX_KIND, _G_MAX_INT, _G_MAX_INDEX, _F_MAX)
         floats[_F_M2_FRAC] = self.float_m2_frac
-        floats[_F_M2_EXP] = self.float_m2_exp  # |exponent| < 2**12: exact as a float
+        floats[_F_M2_EXP] = float(self.float_m2_exp)  # |exponent| < 2**12: exact as a float
         # The float mean as a double-double (error ~2**-106 relative): enough for Chan's
         # merge across ranks, while the exact float sum itself travels in the all_sum.
         if self.float_count:
-            denominator = self.float_count << _SCALE
+            denominator = self.float_count << SCALE
             mean_hi = self.float_sum / denominator
             floats[_F_MEAN_HI] = mean_hi
             floats[_F_MEAN_LO] = _to_float(
-                self.float_sum - _scaled(mean_hi) * self.float_count, denominator
+                self.float_sum - scaled(mean_hi) * self.float_count, denominator
             )
         floats[_F_PROD] = self.prod
         return Encoded(summed, ints, floats)
 
 
 class Encoded(NamedTuple):
-    summed: IntArray  # all_sum across ranks
-    gathered_ints: IntArray  # all_gather across ranks
-    gathered_floats: FloatArray  # all_gather across ranks
-
-
-def _normalise(chunk: npt.NDArray[np.generic]) -> FloatArray | IntArray:
-    array = np.asarray(chunk)
-    if array.ndim != 1:
-        raise ValueError(f"chunks must be 1-D, got shape {array.shape}")
-    kind, size = array.dtype.kind, array.dtype.itemsize
-    if kind == "f" and size <= 8:
-        return array.astype(np.float64, copy=False)
-    if kind in "bi" or (kind == "u" and size < 8):
-        return array.astype(np.int64, copy=False)
-    raise TypeError(f"unsupported dtype {array.dtype}: use float64 or int64")
+    summed: list[int]  # all_sum across ranks (int64)
+    gathered_ints: list[int]  # all_gather across ranks (int64)
+    gathered_floats: list[float]  # all_gather across ranks (float64)
 
 
 def _pick(
-    mine: _Extreme | None,
-    theirs: _Extreme | None,
+    mine: Extreme | None,
+    theirs: Extreme | None,
     offset: int,
     better: Callable[[Number, Number], bool],
-) -> _Extreme | None:
+) -> Extreme | None:
     """The extreme of two ordered states; ties keep the earlier one (first occurrence)."""
     if theirs is None:
         return mine
     if mine is None or better(theirs.value, mine.value):
-        return _Extreme(theirs.value, offset + theirs.index)
+        return Extreme(theirs.value, offset + theirs.index)
     return mine
 
 
 def _encode_extreme(
-    extreme: _Extreme | None,
-    ints: IntArray,
-    floats: FloatArray,
+    extreme: Extreme | None,
+    ints: list[int],
+    floats: list[float],
     kind_at: int,
     int_at: int,
     index_at: int,
@@ -609,106 +420,72 @@ def _encode_extreme(
 
 
 def _decode_extreme(
-    ints: IntArray, floats: FloatArray, kind_at: int, int_at: int, index_at: int, float_at: int
-) -> _Extreme | None:
-    kind = int(ints[kind_at])
+    ints: list[int], floats: list[float], kind_at: int, int_at: int, index_at: int, float_at: int
+) -> Extreme | None:
+    kind = ints[kind_at]
     if kind == _KIND_NONE:
         return None
-    value: Number = int(ints[int_at]) if kind == _KIND_INT else float(floats[float_at])
-    return _Extreme(value, int(ints[index_at]))
+    value: Number = ints[int_at] if kind == _KIND_INT else floats[float_at]
+    return Extreme(value, ints[index_at])
 
 
 # ---------------------------------------------------------------- across ranks
 
 
-def combine(summed: IntArray, gathered_ints: IntArray, gathered_floats: FloatArray) -> Partial:
-    """The global state from the all_sum of `encode().summed` and the all_gather (rank order,
-    shape [ranks, len]) of the other two vectors. Deterministic: every rank gets the same."""
-    summed = np.asarray(summed, dtype=np.int64)
-    gathered_ints = np.asarray(gathered_ints, dtype=np.int64).reshape(-1, GATHERED_INTS_LEN)
-    gathered_floats = np.asarray(gathered_floats, dtype=np.float64)
-    gathered_floats = gathered_floats.reshape(-1, GATHERED_FLOATS_LEN)
-    if summed.shape != (SUMMED_LEN,) or len(gathered_ints) != len(gathered_floats):
+def combine(
+    summed: Sequence[int],
+    gathered_ints: Sequence[Sequence[int]],
+    gathered_floats: Sequence[Sequence[float]],
+) -> Partial:
+    """The global state from the all_sum of `encode().summed` and the all_gather (one row per
+    rank, in rank order) of the other two vectors. Deterministic: every rank gets the same."""
+    # Python numbers from here on, whatever the caller holds (lists, numpy or MLX rows).
+    sums = [int(v) for v in summed]
+    int_rows = [[int(v) for v in row] for row in gathered_ints]
+    float_rows = [[float(v) for v in row] for row in gathered_floats]
+    if (
+        len(sums) != SUMMED_LEN
+        or len(int_rows) != len(float_rows)
+        or any(len(row) != GATHERED_INTS_LEN for row in int_rows)
+        or any(len(row) != GATHERED_FLOATS_LEN for row in float_rows)
+    ):
         raise ValueError("combine: vectors do not match the encode() layout")
 
     total = Partial()
-    for ints, floats in zip(gathered_ints, gathered_floats, strict=True):
+    for ints, floats in zip(int_rows, float_rows, strict=True):
         total.merge(_rank_state(ints, floats))
     # Exact totals replace the per-rank approximations used for the merge above.
-    total.nan_count = int(summed[_S_NAN])
-    total.posinf_count = int(summed[_S_POSINF])
-    total.neginf_count = int(summed[_S_NEGINF])
-    total.saw_float = bool(summed[_S_SAW_FLOAT])
-    total.int_count = int(summed[_S_COUNT_INT])
-    total.float_sum = _from_limbs(summed[_S_FLOAT_SUM:_S_INT_SUM])
-    total.int_sum = _from_limbs(summed[_S_INT_SUM:_S_INT_SQUARES])
-    total.int_squares = _from_limbs(summed[_S_INT_SQUARES:])
+    total.nan_count = sums[_S_NAN]
+    total.posinf_count = sums[_S_POSINF]
+    total.neginf_count = sums[_S_NEGINF]
+    total.saw_float = bool(sums[_S_SAW_FLOAT])
+    total.int_count = sums[_S_COUNT_INT]
+    total.float_sum = _from_limbs(sums[_S_FLOAT_SUM:_S_INT_SUM])
+    total.int_sum = _from_limbs(sums[_S_INT_SUM:_S_INT_SQUARES])
+    total.int_squares = _from_limbs(sums[_S_INT_SQUARES:])
     return total
 
 
-def _rank_state(ints: IntArray, floats: FloatArray) -> Partial:
+def _rank_state(ints: list[int], floats: list[float]) -> Partial:
     """One rank's state as far as the gathered vectors tell: enough for the ordered merges
     (indices, min/max, Chan's variance, product); the exact sums come from the all_sum."""
-    first_nan = int(ints[_G_FIRST_NAN])
-    float_count = int(ints[_G_COUNT_FLOAT])
+    first_nan = ints[_G_FIRST_NAN]
+    float_count = ints[_G_COUNT_FLOAT]
     approx_sum = 0
     if float_count:
-        mean = _scaled(float(floats[_F_MEAN_HI])) + _scaled(float(floats[_F_MEAN_LO]))
+        mean = scaled(floats[_F_MEAN_HI]) + scaled(floats[_F_MEAN_LO])
         approx_sum = mean * float_count
     return Partial(
-        count=int(ints[_G_COUNT]),
+        count=ints[_G_COUNT],
         first_nan=None if first_nan < 0 else first_nan,
         float_count=float_count,
         float_sum=approx_sum,
-        float_m2_frac=float(floats[_F_M2_FRAC]),
+        float_m2_frac=floats[_F_M2_FRAC],
         float_m2_exp=int(floats[_F_M2_EXP]),
         low=_decode_extreme(ints, floats, _G_MIN_KIND, _G_MIN_INT, _G_MIN_INDEX, _F_MIN),
         high=_decode_extreme(ints, floats, _G_MAX_KIND, _G_MAX_INT, _G_MAX_INDEX, _F_MAX),
-        prod=float(floats[_F_PROD]),
+        prod=floats[_F_PROD],
     )
-
-
-# ---------------------------------------------------------------- histogram (second pass)
-
-
-def histogram_range(state: Partial, bins: int = DEFAULT_BINS) -> tuple[float, float]:
-    """The (lo, hi) to pass to `histogram_counts`: the NaN-ignoring global min and max, or
-    (0, 1) when there is no non-NaN value (numpy's convention). Raises ValueError with a
-    printable reason when numpy cannot make `bins` finite bins over that range (inf data, a
-    range wider than the float64 maximum, or too narrow for its magnitude)."""
-    if bins < 1:
-        raise ValueError(f"histogram: bins must be at least 1, got {bins}")
-    if state.low is None or state.high is None:
-        return 0.0, 1.0
-    lo, hi = float(state.low.value), float(state.high.value)
-    reason = f"histogram: no {bins} finite bins over [{lo!r}, {hi!r}]"
-    try:
-        # A trial run on the two extremes catches every overflow numpy would hit later.
-        with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-            edges = np.histogram_bin_edges(np.empty(0), bins=bins, range=(lo, hi))
-            np.histogram(np.array([lo, hi]), bins=bins, range=(lo, hi))
-    except (ValueError, FloatingPointError) as error:
-        raise ValueError(reason) from error
-    if not np.all(np.isfinite(edges)):
-        raise ValueError(reason)
-    return lo, hi
-
-
-def histogram_counts(
-    chunk: npt.NDArray[np.generic], lo: float, hi: float, bins: int = DEFAULT_BINS
-) -> IntArray:
-    """Counts of this chunk in `bins` equal bins over [lo, hi] (numpy.histogram semantics:
-    the last bin is closed), NaN excluded. all_sum these over chunks and ranks."""
-    data = _normalise(chunk)
-    if data.dtype == np.float64:
-        data = data[~np.isnan(data)]
-    counts, _ = np.histogram(data, bins=bins, range=(lo, hi))
-    return counts.astype(np.int64)
-
-
-def histogram_edges(lo: float, hi: float, bins: int = DEFAULT_BINS) -> list[float]:
-    edges = np.histogram_bin_edges(np.empty(0), bins=bins, range=(lo, hi))
-    return [float(edge) for edge in edges]
 
 
 # ---------------------------------------------------------------- final answers
@@ -728,10 +505,11 @@ def finalize(
     ops: Sequence[str],
     *,
     bins: int = DEFAULT_BINS,
-    histogram: IntArray | None = None,
+    histogram: Sequence[int] | None = None,
 ) -> Results:
     """The answers for `ops` from a combined (or single-process) state. `histogram` is the
-    all_summed `histogram_counts` over the range given by `histogram_range(state, bins)`."""
+    all_summed `kernels.histogram_counts` over the range `kernels.histogram_range(state,
+    bins)` gives."""
     unknown = [op for op in ops if op not in OPS]
     if unknown:
         raise ValueError(f"unknown ops {unknown}; known: {', '.join(OPS)}")
@@ -748,8 +526,10 @@ def finalize(
 
 
 def _finalize_histogram(
-    state: Partial, bins: int, counts: IntArray | None, results: Results
+    state: Partial, bins: int, counts: Sequence[int] | None, results: Results
 ) -> None:
+    from mlxrun.kernels import histogram_edges, histogram_range  # numpy: only for histograms
+
     try:
         lo, hi = histogram_range(state, bins)
     except ValueError as error:
@@ -757,7 +537,7 @@ def _finalize_histogram(
         results.reasons["histogram"] = str(error)
         return
     if counts is None:
-        counts = np.zeros(bins, dtype=np.int64)
+        counts = [0] * bins
         if state.low is not None:
             raise ValueError("histogram requested: pass the all_summed histogram_counts")
     results.values["histogram"] = [int(c) for c in counts]
@@ -776,7 +556,7 @@ def _special_float(state: Partial) -> float | None:
 
 
 def _exact_scaled_sum(state: Partial) -> int:
-    return state.float_sum + (state.int_sum << _SCALE)
+    return state.float_sum + (state.int_sum << SCALE)
 
 
 def _sum(state: Partial) -> Number:
@@ -785,17 +565,17 @@ def _sum(state: Partial) -> Number:
     special = _special_float(state)
     if special is not None:
         return special
-    return _to_float(_exact_scaled_sum(state), 1 << _SCALE)
+    return _to_float(_exact_scaled_sum(state), 1 << SCALE)
 
 
 def _mean(state: Partial) -> float:
     special = _special_float(state)
     if special is not None:
         return special
-    return _to_float(_exact_scaled_sum(state), state.count << _SCALE)
+    return _to_float(_exact_scaled_sum(state), state.count << SCALE)
 
 
-def _extreme(state: Partial, which: _Extreme | None) -> Number:
+def _extreme(state: Partial, which: Extreme | None) -> Number:
     if state.nan_count or which is None:  # NaN propagates; None only if all values are NaN
         return math.nan
     # Once any float was seen the data are floats: the answer's type must not depend on
@@ -803,7 +583,7 @@ def _extreme(state: Partial, which: _Extreme | None) -> Number:
     return float(which.value) if state.saw_float else which.value
 
 
-def _arg(state: Partial, which: _Extreme | None) -> int:
+def _arg(state: Partial, which: Extreme | None) -> int:
     if state.first_nan is not None:
         return state.first_nan
     assert which is not None  # count > 0 and no NaN
@@ -820,8 +600,8 @@ def _var(state: Partial) -> float:
     if n_i:
         m2 += Fraction(n_i * state.int_squares - state.int_sum * state.int_sum, n_i)
     if n_i and n_f:
-        gap = (state.int_sum << _SCALE) * n_f - state.float_sum * n_i
-        m2 += Fraction(gap * gap, (n_i * n_f * n) << (2 * _SCALE))
+        gap = (state.int_sum << SCALE) * n_f - state.float_sum * n_i
+        m2 += Fraction(gap * gap, (n_i * n_f * n) << (2 * SCALE))
     return _to_float(m2.numerator, m2.denominator * n)
 
 
@@ -837,40 +617,3 @@ _ANSWERS: dict[str, Callable[[Partial], Number]] = {
     "var": _var,
     "std": lambda s: math.sqrt(_var(s)),
 }
-
-
-# ---------------------------------------------------------------- one-process reference run
-
-
-def simulate(
-    ranks: Sequence[Sequence[npt.NDArray[np.generic]]],
-    ops: Sequence[str],
-    bins: int = DEFAULT_BINS,
-) -> Results:
-    """Run the whole protocol in one process: `ranks[r]` is rank r's list of chunks; all_sum
-    is an element-wise sum over ranks and all_gather a stack in rank order."""
-    if not ranks:
-        raise ValueError("simulate needs at least one rank")
-    encoded = []
-    for chunks in ranks:
-        part = Partial()
-        for chunk in chunks:
-            part.add(chunk)
-        encoded.append(part.encode())
-    state = combine(
-        np.sum([e.summed for e in encoded], axis=0, dtype=np.int64),
-        np.stack([e.gathered_ints for e in encoded]),
-        np.stack([e.gathered_floats for e in encoded]),
-    )
-    counts = None
-    if "histogram" in ops:
-        try:
-            lo, hi = histogram_range(state, bins)
-        except ValueError:
-            pass  # finalize reports the reason
-        else:
-            counts = np.zeros(bins, dtype=np.int64)
-            for chunks in ranks:  # all_sum of per-rank sums is just the sum over all chunks
-                for chunk in chunks:
-                    counts += histogram_counts(chunk, lo, hi, bins)
-    return finalize(state, ops, bins=bins, histogram=counts)

@@ -4,6 +4,10 @@
 peer belongs to this job, reduces its own shard, combines the partials with
 MLX collectives (all_sum, all_gather) and writes one JSON record to the
 result channel. Every rank computes the same final answer; mlxrun compares.
+
+Jobs that only count, sum and average plain text or float64 arrays never import numpy
+(0.1-0.15 s of every rank's start): the values are summed as they are read and the partial
+states travel as Python numbers.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import numpy as np
 
 from mlxrun import reductions
 from mlxrun.agent import RESULT_FD_ENV
@@ -66,34 +68,38 @@ def join_group(plan: Plan) -> Any:
 
 
 class Collectives:
-    """The only way ranks combine anything: MLX collectives, on the CPU stream."""
+    """The only way ranks combine anything: MLX collectives, on the CPU stream, of int64
+    or float64 vectors held as Python lists."""
 
     def __init__(self, group: Any) -> None:
         import mlx.core as mx
 
         self.mx, self.group = mx, group
 
-    def _array(self, x: np.ndarray) -> Any:
-        # mx.array narrows float64 to float32 unless told otherwise: that would lose bits.
-        assert x.dtype in (np.float64, np.int64), x.dtype
-        return self.mx.array(x, dtype=self.mx.float64 if x.dtype == np.float64 else self.mx.int64)
+    def _array(self, values: list[int] | list[float], float64: bool) -> Any:
+        # mx.array narrows Python floats to float32 unless told otherwise: that would lose bits.
+        return self.mx.array(values, dtype=self.mx.float64 if float64 else self.mx.int64)
 
-    def all_sum(self, x: np.ndarray) -> np.ndarray:
+    def all_sum(self, values: list[int]) -> list[int]:
         mx = self.mx
-        return np.array(mx.distributed.all_sum(self._array(x), group=self.group, stream=mx.cpu))
+        x = self._array(values, float64=False)
+        return list(mx.distributed.all_sum(x, group=self.group, stream=mx.cpu).tolist())
 
-    def all_gather(self, x: np.ndarray) -> np.ndarray:
+    def all_gather(self, values: list[int] | list[float], float64: bool = False) -> list[list[Any]]:
+        """One row per rank, in rank order."""
         mx = self.mx
-        out = mx.distributed.all_gather(self._array(x), group=self.group, stream=mx.cpu)
-        return np.array(out).reshape(self.group.size(), -1)
+        out = mx.distributed.all_gather(
+            self._array(values, float64), group=self.group, stream=mx.cpu
+        )
+        return list(out.reshape(self.group.size(), -1).tolist())
 
 
 def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
     """Every peer must be a rank of this very job: ports can be shared by mistake."""
     if group.size() != plan.np:
         raise RuntimeError(f"expected a group of {plan.np} ranks, MLX formed one of {group.size()}")
-    ids = coll.all_gather(np.array([job_fingerprint(plan.job_id)], dtype=np.int64))
-    if not (ids == job_fingerprint(plan.job_id)).all():
+    ids = coll.all_gather([job_fingerprint(plan.job_id)])
+    if any(row != [job_fingerprint(plan.job_id)] for row in ids):
         raise RuntimeError("a rank of another job answered on this job's ports; results discarded")
 
 
@@ -134,16 +140,19 @@ def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> fl
     return time.perf_counter() - start
 
 
-def histogram(plan: Plan, rank: int, state: reductions.Partial, coll: Collectives) -> np.ndarray:
+def histogram(plan: Plan, rank: int, state: reductions.Partial, coll: Collectives) -> list[int]:
     """The second pass: bins need the global min and max first."""
-    counts = np.zeros(plan.bins, dtype=np.int64)
+    from mlxrun import kernels
+
+    counts = [0] * plan.bins
     try:
-        lo, hi = reductions.histogram_range(state, plan.bins)
+        lo, hi = kernels.histogram_range(state, plan.bins)
     except ValueError:
-        lo, hi = 0.0, 1.0  # finalize explains why there is no histogram; keep the collective
+        pass  # finalize explains why there is no histogram; keep the collective
     else:
         for chunk in open_shard(plan.data, rank, plan.np).chunks:
-            counts += reductions.histogram_counts(chunk, lo, hi, plan.bins)
+            chunk_counts = kernels.histogram_counts(chunk, lo, hi, plan.bins).tolist()
+            counts = [a + b for a, b in zip(counts, chunk_counts, strict=True)]
     return coll.all_sum(counts)
 
 
@@ -158,7 +167,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
     except DataError as e:
         error = str(e)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
-    if coll.all_sum(np.array([error is not None], dtype=np.int64))[0]:
+    if coll.all_sum([int(error is not None)])[0]:
         if error is not None:
             reporter.send({"error": error})
         return 2
@@ -168,7 +177,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
     state = reductions.combine(
         coll.all_sum(enc.summed),
         coll.all_gather(enc.gathered_ints),
-        coll.all_gather(enc.gathered_floats),
+        coll.all_gather(enc.gathered_floats, float64=True),
     )
     counts = histogram(plan, rank, state, coll) if "histogram" in plan.ops else None
     final = reductions.finalize(state, plan.ops, bins=plan.bins, histogram=counts)
