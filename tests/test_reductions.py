@@ -489,7 +489,9 @@ def test_merge_matches_one_partial() -> None:
 @settings(max_examples=100, deadline=None)
 def test_limbs_sum_exactly_across_ranks(totals: list[int]) -> None:
     limbs = [reductions._to_limbs(t, reductions._LIMBS_FLOAT_SUM) for t in totals]
-    assert reductions._from_limbs([sum(column) for column in zip(*limbs)]) == sum(totals)
+    assert reductions._from_limbs([sum(column) for column in zip(*limbs, strict=True)]) == sum(
+        totals
+    )
 
 
 def int64s(values: list[Any]) -> bool:
