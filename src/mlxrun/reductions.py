@@ -62,7 +62,6 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
@@ -593,6 +592,8 @@ def _arg(state: Partial, which: Extreme | None) -> int:
 def _var(state: Partial) -> float:
     """Population variance: the exact int moments and the float moments joined by Chan's
     formula, all in exact rational arithmetic, rounded once."""
+    from fractions import Fraction  # imports decimal: not for jobs that only sum
+
     if state.nan_count or state.posinf_count or state.neginf_count:
         return math.nan
     n_i, n_f, n = state.int_count, state.float_count, state.count

@@ -7,7 +7,6 @@ Unknown keys are errors: a typo must never be silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from dataclasses import dataclass, replace
@@ -15,11 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from mlxrun.errors import SpecError, UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 OPS = ("sum", "mean", "min", "max", "count", "prod", "var", "std", "histogram", "argmin", "argmax")
 FORMATS = ("text", "csv", "tsv", "npy", "npz", "safetensors")
@@ -163,6 +157,8 @@ def did_you_mean(word: str, choices: tuple[str, ...]) -> str:
     synonym = SYNONYMS.get(word.lower())
     if synonym in choices:
         return f' (did you mean "{synonym}"?)'
+    import difflib  # only for a mistake: every rank imports this module
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
@@ -253,6 +249,11 @@ _LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def parse_spec(text: str, file: str, base: Path) -> Spec:
+    # Imported here: every rank imports this module (for Data), none parses TOML.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
