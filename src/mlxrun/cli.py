@@ -7,14 +7,13 @@ Exit codes (also in `mlxrun --help` and the README):
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-import traceback
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 
 from mlxrun import __version__
 from mlxrun.command import parse_ranks, resolve_command
@@ -29,6 +28,9 @@ from mlxrun.results import histogram_table, result_table
 from mlxrun.spec import EXAMPLE, Spec, load_spec, spec_for_file
 from mlxrun.supervisor import Supervisor
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 EXIT_CODES_HELP = (
     "Exit codes: 0 every rank succeeded; 1 a rank failed; 2 usage or input error; "
     "124 timed out; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
@@ -42,7 +44,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-err_console = Console(stderr=True)
+
+
+@functools.cache
+def err_console() -> Console:
+    """stderr's console. rich loads on first use, which for a job is after its ranks have
+    started: its import would otherwise be 40 ms of every start."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
 
 NpOption = Annotated[
     Optional[int],  # noqa: UP045 - typer reads the annotation at run time on Python 3.10
@@ -133,7 +150,7 @@ def exec_(
     spec = job_spec(resolve_command(command), np, backend, hostfile)
     output = RankOutput(parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir)
     report = Supervisor(spec, output, timeout).run()
-    show_end(err_console, report, timeout)
+    show_end(err_console(), report, timeout)
     raise typer.Exit(report.outcome.exit_code)
 
 
@@ -150,15 +167,15 @@ ColumnOption = Annotated[
 def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
     output = RankOutput(quiet=quiet, stdout=sys.stderr.buffer if as_json else None)
     try:
-        with rank_progress(err_console, err_console.is_terminal and not as_json) as on_record:
+        with rank_progress(err_console, not as_json) as on_record:
             result = run_reduction(spec, output, on_record)
     except JobFailed as e:
-        show_end(err_console, e.report, e.timeout)
+        show_end(err_console(), e.report, e.timeout)
         raise typer.Exit(e.exit_code) from None
     if as_json:
         print(result.to_json())
     else:
-        console = Console()
+        console = out_console()
         console.print(result_table(result, spec.data.describe()))
         hist = histogram_table(result)
         if hist is not None:
@@ -300,7 +317,7 @@ def check(
     elif markdown:
         print(d.to_markdown(rows))
     else:
-        Console().print(check_table(rows))
+        out_console().print(check_table(rows))
         print(d.summary(rows))
     raise typer.Exit(1 if any(r.status == d.FAIL for r in rows) else 0)
 
@@ -316,7 +333,7 @@ def _show_click_error(e: Any) -> int:
         print(ctx.get_help())
         return ExitCode.OK
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    err_console.print(
+    err_console().print(
         f"Error: {e.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True
     )
     return int(e.exit_code)
@@ -324,12 +341,14 @@ def _show_click_error(e: Any) -> int:
 
 def _internal_error(e: Exception) -> int:
     if os.environ.get("MLXRUN_DEBUG") == "1":
+        import traceback
+
         traceback.print_exc()
     else:
         message = (
             f"Error: internal error: {type(e).__name__}: {e} (set MLXRUN_DEBUG=1 for the traceback)"
         )
-        err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+        err_console().print(message, markup=False, highlight=False, soft_wrap=True)
     return ExitCode.RANK_FAILED
 
 
@@ -341,8 +360,10 @@ def main(argv: list[str] | None = None) -> None:
         code = result if isinstance(result, int) else 0
     except MlxrunError as e:
         if os.environ.get("MLXRUN_DEBUG") == "1":
+            import traceback
+
             traceback.print_exc()
-        err_console.print(f"Error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err_console().print(f"Error: {e}", markup=False, highlight=False, soft_wrap=True)
         code = e.exit_code
     except (KeyboardInterrupt, typer.Abort):
         code = ExitCode.INTERRUPTED

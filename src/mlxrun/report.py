@@ -1,15 +1,19 @@
-"""How a job's end is shown: the failure table and the one-line verdicts."""
+"""How a job's end is shown: the failure table and the one-line verdicts.
+
+rich is imported where a table is drawn, not with this module: the CLI imports it before it
+starts the ranks, and rich's tables are tens of milliseconds of every start.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from mlxrun.supervisor import JobReport, Outcome, RankStatus, signal_name
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 
 def exit_text(rank: RankStatus) -> str:
@@ -32,6 +36,9 @@ def useful_tail(lines: Iterable[str], keep: int = 3) -> list[str]:
 
 
 def failure_table(report: JobReport) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"mlxrun: job {report.outcome.value} after {report.seconds:.1f} s")
     for column in ("rank", "host", "exit", "at (s)", "last stderr lines"):
         table.add_column(column, overflow="fold")
@@ -71,6 +78,9 @@ STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "di
 
 def check_table(rows: Iterable[Any]) -> Table:
     """The rows of `mlxrun check`: name, status, detail and, for warn and fail, the fix."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="mlxrun check")
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")

@@ -3,17 +3,20 @@
 JSON keeps every value exact: integers of any size stay JSON integers, floats
 are written with the shortest text that reads back bit-identical, and NaN and
 infinities (not JSON numbers) are the strings "nan", "inf" and "-inf".
+
+rich is imported where a table is drawn, after the ranks have started (see `report`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from mlxrun.errors import MlxrunError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def show_partial(value: Any) -> str:
 
 
 def result_table(result: JobResult, data: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{result.name}: {data}, {result.np} ranks, {result.backend}")
     for name in ("rank", "host", "items", "bytes read", "partial", "seconds", "MB/s"):
         table.add_column(name, justify="left" if name in ("host", "partial") else "right")
@@ -128,6 +133,8 @@ def histogram_table(result: JobResult) -> Table | None:
     edges = result.results.get("histogram_edges")
     if not isinstance(counts, list) or not isinstance(edges, list):
         return None
+    from rich.table import Table
+
     table = Table(title="histogram")
     for name in ("from", "to", "count", ""):
         table.add_column(name, justify="left" if not name else "right")
