@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 from typing import IO, Any, Union
 
 from mlxrun.channel import ADDRESS_ENV, TOKEN_ENV, Kind, encode, encode_json, machine_id
@@ -164,6 +163,8 @@ def _run_module(module: str, args: list[str], env: dict[str, str], out: int, err
         else:
             print(e.code, file=sys.stderr)
     except BaseException:  # noqa: BLE001 - what python -m would print, then exit 1
+        import traceback  # only now: it is 5 ms of every rank's start
+
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
