@@ -61,6 +61,13 @@ def out_console() -> Console:
     return Console()
 
 
+def load_display() -> None:
+    """rich's console and tables, loaded while the ranks start: before the launch they
+    would delay it, after the job they would delay the answer (70 ms either way)."""
+    err_console()
+    import rich.table  # noqa: F401 - the result table's
+
+
 NpOption = Annotated[
     Optional[int],  # noqa: UP045 - typer reads the annotation at run time on Python 3.10
     typer.Option("--np", "-n", help="Number of processes (ranks). Default: 2, or one per host."),
@@ -168,7 +175,7 @@ def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
     output = RankOutput(quiet=quiet, stdout=sys.stderr.buffer if as_json else None)
     try:
         with rank_progress(err_console, not as_json) as on_record:
-            result = run_reduction(spec, output, on_record)
+            result = run_reduction(spec, output, on_record, while_starting=load_display)
     except JobFailed as e:
         show_end(err_console(), e.report, e.timeout)
         raise typer.Exit(e.exit_code) from None

@@ -67,7 +67,12 @@ def final_records(report: JobReport) -> list[dict[str, Any]]:
     return [f for f in finals if f is not None]
 
 
-def run_reduction(spec: Spec, output: RankOutput, on_record: OnRecord | None = None) -> JobResult:
+def run_reduction(
+    spec: Spec,
+    output: RankOutput,
+    on_record: OnRecord | None = None,
+    while_starting: Callable[[], None] | None = None,
+) -> JobResult:
     check_data(spec.data)
     job = spec.job
     hostfile = load_hostfile(job.hostfile, job.backend) if job.hostfile else None
@@ -76,7 +81,7 @@ def run_reduction(spec: Spec, output: RankOutput, on_record: OnRecord | None = N
     command = (sys.executable, "-m", "mlxrun.worker", plan.to_json())
     started = time.perf_counter()
     report = Supervisor(
-        JobSpec(command, np_, job.backend, hostfile), output, job.timeout, on_record
+        JobSpec(command, np_, job.backend, hostfile), output, job.timeout, on_record, while_starting
     ).run()
     seconds = time.perf_counter() - started
     try:

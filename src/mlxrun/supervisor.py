@@ -147,9 +147,13 @@ class Supervisor:
         output: RankOutput,
         timeout: float | None = None,
         on_record: Callable[[RankStatus, dict[str, Any]], None] | None = None,
+        while_starting: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self.on_record = on_record
+        # Work of the caller's that can wait until the ranks are starting (loading its
+        # display): done then, on this core, while the launcher and ranks use the other.
+        self.while_starting = while_starting
         self.output = output
         self.timeout = timeout
         hosts = [h.ssh for h in spec.hostfile.hosts] if spec.hostfile else ["127.0.0.1"] * spec.np
@@ -286,6 +290,8 @@ class Supervisor:
             with Launch(self.spec, agent_env) as launch, _signals_to(wake_w) as received:
                 self.start = time.monotonic()
                 launch.start()
+                if self.while_starting is not None:
+                    self.while_starting()
                 self._loop(launch, server, wake_r, received)
                 self._signal_all(launch, signal.SIGKILL)
         finally:
