@@ -73,6 +73,37 @@ def test_text_shards_partition_the_lines_for_any_np(tmp_path_factory, lines, fin
                 assert flat(shard_values(data, np_)) == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    lines=st.lists(st.text("0123456789. ", max_size=30), max_size=30),
+    chunk=st.integers(1, 40),
+    pad=st.integers(0, 5000),
+    final_newline=st.booleans(),
+)
+def test_read_lines_maps_whole_lines_from_any_offset(
+    tmp_path_factory, lines, chunk, pad, final_newline
+) -> None:
+    # Small chunks: lines longer than a chunk, and mappings that start mid-page.
+    body = ("\n".join(lines) + ("\n" if final_newline and lines else "")).encode()
+    path = tmp_path_factory.mktemp("r") / "lines.txt"
+    path.write_bytes(b"#" * pad + body)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "CHUNK_BYTES", chunk)
+        got = [(bytes(v), offset) for v, offset in sources.read_lines(path, pad, pad + len(body))]
+    assert b"".join(part for part, _ in got) == body
+    assert [offset for _, offset in got] == [
+        pad + sum(len(p) for p, _ in got[:i]) for i in range(len(got))
+    ]
+    assert all(part.endswith(b"\n") for part, _ in got[:-1])
+
+
+def test_a_file_cut_short_while_sharded_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "cut.txt"
+    path.write_text("1\n2\n3\n")
+    with pytest.raises(DataError, match="shorter than when the job started"):
+        list(sources.read_lines(path, 0, 100))
+
+
 def test_more_ranks_than_lines_get_empty_shards(tmp_path: Path) -> None:
     path = tmp_path / "two.txt"
     path.write_text("1\n2\n")

@@ -16,6 +16,8 @@ csv, generated data) and `arrays` (binary array files), imported where a shard i
 
 from __future__ import annotations
 
+import mmap
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,27 +105,27 @@ def text_range(path: Path, rank: int, np_: int) -> tuple[int, int]:
 def read_lines(path: Path, start: int, end: int) -> Iterator[tuple[memoryview, int]]:
     """Chunks of whole lines from [start, end), with each chunk's offset.
 
-    A chunk is a view of one buffer that the next chunk reuses, read into without copies:
-    use it (or copy it) before asking for the next one."""
-    buf = bytearray(CHUNK_BYTES)
-    pos, filled = start, 0  # the file offset of buf[0]; bytes of buf in use
+    A chunk is a read-only view of the file, mapped just for it: parsers read it where it
+    lies in the page cache (reading it into a buffer first made parsing 15% slower here:
+    the copy's sys time, and the parser then reads the copy back from memory). A chunk is
+    unmapped once its last view is gone: use it (or copy it) before asking for the next."""
     with path.open("rb", buffering=0) as f:
-        f.seek(start)
-        while True:
-            want = min(len(buf) - filled, end - pos - filled)
-            got = f.readinto(memoryview(buf)[filled : filled + want]) if want > 0 else 0
-            filled += got or 0
-            if not got or pos + filled >= end:
-                if filled:
-                    yield memoryview(buf)[:filled], pos
-                return
-            cut = buf.rfind(b"\n", 0, filled) + 1
-            if cut == 0:  # one line longer than the buffer: a bigger buffer
-                buf = bytearray(buf[:filled]) + bytearray(len(buf))
+        if os.fstat(f.fileno()).st_size < end:
+            # Reading a mapped page past the end of a file kills the process (SIGBUS).
+            raise DataError(f"{path}: shorter than when the job started (changed while read?)")
+        pos, want = start, CHUNK_BYTES
+        while pos < end:
+            stop = min(pos + want, end)
+            skip = pos % mmap.ALLOCATIONGRANULARITY  # a mapping starts on a page
+            mapped = mmap.mmap(
+                f.fileno(), skip + stop - pos, offset=pos - skip, access=mmap.ACCESS_READ
+            )
+            cut = stop - pos if stop == end else mapped.rfind(b"\n", skip) + 1 - skip
+            if cut <= 0:  # one line longer than the chunk: a bigger chunk
+                want *= 2
                 continue
-            yield memoryview(buf)[:cut], pos
-            buf[: filled - cut] = buf[cut:filled]  # the partial last line moves to the front
-            pos, filled = pos + cut, filled - cut
+            yield memoryview(mapped)[skip : skip + cut], pos
+            pos, want = pos + cut, CHUNK_BYTES
 
 
 def line_number(path: Path, offset: int) -> int:
