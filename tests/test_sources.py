@@ -135,18 +135,18 @@ def test_a_bad_token_names_file_line_and_word(tmp_path: Path, name: str) -> None
 
 
 @pytest.mark.parametrize("name", PARSERS)
-def test_an_integer_beyond_int64_says_what_to_do(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("first_line", "first"), [("1", 1.0), ("1.5  # then 2e400", 1.5)])
+def test_an_integer_beyond_int64_says_what_to_do(
+    tmp_path: Path, name: str, first_line: str, first: float
+) -> None:
+    # Also where the chunk holds a float (and a comment) before the integer.
     path = tmp_path / "big.txt"
-    path.write_text(f"1\n{2**64}\n")
+    path.write_text(f"{first_line}\n{2**64}\n")
     with parser(name):
-        check_big_integer(path)
-
-
-def check_big_integer(path: Path) -> None:
-    assert error_of(Data(path, "text"), 1) == (
-        f'{path}:2: integer out of the int64 range: "{2**64}" (set dtype = "float64" to sum it as a float)'
-    )
-    assert flat(shard_values(Data(path, "text", dtype="float64"), 2)) == [1.0, float(2**64)]
+        assert error_of(Data(path, "text"), 1) == (
+            f'{path}:2: integer out of the int64 range: "{2**64}" (set dtype = "float64" to sum it as a float)'
+        )
+        assert flat(shard_values(Data(path, "text", dtype="float64"), 2)) == [first, float(2**64)]
 
 
 def test_dtype_int64_rejects_a_float(tmp_path: Path) -> None:

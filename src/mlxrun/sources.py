@@ -170,10 +170,12 @@ def not_a_number(path: Path, offset: int, chunk: bytes, dtype: str) -> DataError
 
 
 def int_overflow(path: Path, offset: int, chunk: bytes) -> DataError:
+    """Names the file, line and token of a chunk's first integer beyond int64 (the chunk
+    may hold floats and comments too)."""
     first = line_number(path, offset)
     for i, line in enumerate(chunk.split(b"\n")):
-        for token in line.replace(b",", b" ").split():
-            if not -(2**63) <= int(token) < 2**63:
+        for token in COMMENT.sub(b"", line).replace(b",", b" ").split():
+            if INTEGER.fullmatch(token) and not -(2**63) <= int(token) < 2**63:
                 return DataError(
                     f'{path}:{first + i}: integer out of the int64 range: "{token.decode()}" '
                     '(set dtype = "float64" to sum it as a float)'

@@ -13,6 +13,7 @@ import numpy as np
 from mlxrun.errors import DataError
 from mlxrun.sources import (
     COMMENT,
+    INTEGER,
     Shard,
     bad_token,
     column_index,
@@ -97,7 +98,16 @@ def parse_text(chunk: bytes | memoryview, dtype: str) -> np.ndarray:
     if b"#" in chunk:
         chunk = COMMENT.sub(b"", chunk)
     all_int = not chunk.translate(None, _INT_BYTES)
-    return parse_tokens(chunk.replace(b",", b" ").split(), dtype, all_int)
+    tokens = chunk.replace(b",", b" ").split()
+    if dtype == "auto" and not all_int and any(_beyond_int64(t) for t in tokens if len(t) > 18):
+        # As the C parser decides: read as a float here, the same integer would be an
+        # error in a chunk without floats, and the answer would depend on the chunking.
+        raise OverflowError("integer beyond int64")
+    return parse_tokens(tokens, dtype, all_int)
+
+
+def _beyond_int64(token: bytes) -> bool:
+    return INTEGER.fullmatch(token) is not None and not -(2**63) <= int(token) < 2**63
 
 
 def _parsed(path: Path, chunk: memoryview, offset: int, dtype: str) -> np.ndarray:
