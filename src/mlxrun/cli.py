@@ -156,7 +156,7 @@ def exec_(
     """
     spec = job_spec(resolve_command(command), np, backend, hostfile)
     output = RankOutput(parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir)
-    report = Supervisor(spec, output, timeout).run()
+    report = Supervisor(spec, output, timeout, while_starting=err_console).run()
     show_end(err_console(), report, timeout)
     raise typer.Exit(report.outcome.exit_code)
 

@@ -71,7 +71,7 @@ def run_reduction(
     spec: Spec,
     output: RankOutput,
     on_record: OnRecord | None = None,
-    while_starting: Callable[[], None] | None = None,
+    while_starting: Callable[[], object] | None = None,
 ) -> JobResult:
     check_data(spec.data)
     job = spec.job

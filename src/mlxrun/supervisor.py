@@ -147,7 +147,7 @@ class Supervisor:
         output: RankOutput,
         timeout: float | None = None,
         on_record: Callable[[RankStatus, dict[str, Any]], None] | None = None,
-        while_starting: Callable[[], None] | None = None,
+        while_starting: Callable[[], object] | None = None,
     ) -> None:
         self.spec = spec
         self.on_record = on_record
