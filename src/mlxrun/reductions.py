@@ -21,9 +21,10 @@ item count of the lower ranks plus the local index.
 
 Exact sums. Every finite float64 is an integer multiple of 2**-1074, so the exact sum of any
 floats is an integer S scaled by 2**1074. Floats with the same biased exponent e are all
-multiples of one unit 2**(max(e, 1) - 1075) and below 2**53 units. Per chunk we split each float
+multiples of one unit 2**(max(e, 1) - 1075) and below 2**53 units. The C kernels (_bins.h)
+add the integer mantissas per exponent into int64 bins; without them, `kernels` splits each float
 x, vectorised, into `high` (x with its low 26 fraction bits cleared) and `low = x - high` (exact),
-and add both per exponent with float64 `np.bincount`: in units of the bin, high parts are
+and adds both per exponent with float64 `np.bincount`: in units of the bin, high parts are
 multiples of 2**26 below 2**53 and low parts are below 2**26, so over a block of at most 2**24
 items no running total needs more than 53 significant bits and nothing is rounded. (The top
 exponents are scaled down by 2**-128 first so the totals cannot overflow.) The at most 2047
