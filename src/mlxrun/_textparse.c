@@ -109,15 +109,25 @@ static int eisel_lemire(uint64_t w, int q, int negative, double *out) {
     return 1;
 }
 
+/* d with its sign bit set if `negative` (d >= 0): without a branch, as signs of real data
+ * are a coin toss for the branch predictor. */
+static inline double with_sign(double d, int negative) {
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    bits |= (uint64_t)negative << 63;
+    memcpy(&d, &bits, sizeof bits);
+    return d;
+}
+
 static int fast_double(uint64_t w, int q, int negative, double *out) {
     if (w == 0) {
-        *out = negative ? -0.0 : 0.0;
+        *out = with_sign(0.0, negative);
         return 1;
     }
     if (w <= (1ULL << 53) && q >= -22 && q <= 22) {
         double d = (double)w;
         d = q < 0 ? d / P10[-q] : d * P10[q];
-        *out = negative ? -d : d;
+        *out = with_sign(d, negative);
         return 1;
     }
     return eisel_lemire(w, q, negative, out);
@@ -199,15 +209,13 @@ static inline int skip_to_token(const unsigned char **pp, const unsigned char *e
     return p < end;
 }
 
-/* Parses one token at p; returns the end of the token, or NULL if it is not a number. */
+/* Parses one token at p (p < end); returns the end of the token, or NULL if it is not a
+ * number. */
 static const unsigned char *number(const unsigned char *p, const unsigned char *end, double *f,
                                    int64_t *i, int *is_int, int *overflow) {
     const unsigned char *start = p;
-    int negative = 0;
-    if (p < end && (*p == '+' || *p == '-')) {
-        negative = *p == '-';
-        p++;
-    }
+    int negative = *p == '-';
+    p += negative | (*p == '+'); /* no branch: signs are a coin toss for the predictor */
     int n = 0;
     unsigned char c0 = p < end ? *p : 0;
     int word = c0 == 'i' || c0 == 'I' || c0 == 'n' || c0 == 'N'; /* only then a name */
