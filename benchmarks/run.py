@@ -3,8 +3,10 @@
 Generates (and caches under benchmarks/data/) text files of 10 M and 100 M floats and of
 100 M integers, one per line, and a 2 GB .npy of float64. Runs every tool on each file
 alternately, `--repeat` times, and reports the median seconds, MB/s, the ratio to
-`mlxrun sum --np 2`, peak memory, and whether the answer is exactly right (compared
-with the exact sum, computed once with math.fsum / Python ints when the data is made).
+`mlxrun sum --np 2`, peak memory, whether the answer is exactly right (compared with the
+exact sum, computed once with math.fsum / Python ints when the data is made) and, for
+mlxrun, the seconds its slowest rank spent reading and reducing (the rest of its time is
+start-up and combining, a fixed cost).
 Writes benchmarks/results/sums.json and sums.png.
 
 Usage: python benchmarks/run.py [--repeat 3] [--sizes 10M,100M] [--skip-npy]
@@ -226,12 +228,15 @@ def bench_file(path: Path, tools: list[Tool], repeat: int) -> list[dict[str, obj
     kind = "ints" if path.name.startswith("ints") else "floats"
     chosen = [t for t in tools if kind in t.kinds and available(t)]
     times: dict[str, list[float]] = {t.name: [] for t in chosen}
+    work: dict[str, list[float]] = {t.name: [] for t in chosen}  # mlxrun: its slowest rank's
     rss: dict[str, int] = {}
     answers: dict[str, float | int | None] = {}
     for _ in range(repeat):  # alternate, so drift in the machine hits every tool alike
         for tool in chosen:
             seconds, peak, out = run_once(tool, path)
             times[tool.name].append(seconds)
+            if tool.name.startswith("mlxrun"):  # reading and reducing; the rest is fixed cost
+                work[tool.name].append(max(r["seconds"] for r in json.loads(out)["ranks"]))
             rss[tool.name] = max(rss.get(tool.name, 0), peak)
             answers[tool.name] = tool.answer(out)
     exact = exact_of(path)
@@ -247,6 +252,9 @@ def bench_file(path: Path, tools: list[Tool], repeat: int) -> list[dict[str, obj
                 "mb_per_s": size / t / 1e6,
                 "vs_mlxrun_np2": t / base,
                 "peak_rss_mb": rss[tool.name] / 1e6,
+                "rank_work_seconds": statistics.median(work[tool.name])
+                if work[tool.name]
+                else None,
                 "answer": answers[tool.name],
                 "correct": correct(answers[tool.name], exact),
             }
@@ -257,13 +265,15 @@ def bench_file(path: Path, tools: list[Tool], repeat: int) -> list[dict[str, obj
 def show(rows: list[dict[str, object]]) -> None:
     print(f"\n{rows[0]['file']}  ({'exact sum: ' + repr(exact_of(DATA / str(rows[0]['file'])))})")
     print(
-        f"{'tool':<34}{'seconds':>9}{'MB/s':>9}{'x mlxrun np2':>14}{'peak MB':>9}  correct  answer"
+        f"{'tool':<34}{'seconds':>9}{'MB/s':>9}{'x mlxrun np2':>14}{'peak MB':>9}{'work s':>8}"
+        "  correct  answer"
     )
     for r in rows:
         ok = {True: "yes", False: "NO", None: "-"}[r["correct"]]  # type: ignore[index]
+        work = f"{r['rank_work_seconds']:.2f}" if r.get("rank_work_seconds") is not None else "-"
         print(
             f"{r['tool']:<34}{r['seconds']:>9.2f}{r['mb_per_s']:>9.0f}{r['vs_mlxrun_np2']:>14.2f}"
-            f"{r['peak_rss_mb']:>9.0f}  {ok:<7}  {r['answer']}"
+            f"{r['peak_rss_mb']:>9.0f}{work:>8}  {ok:<7}  {r['answer']}"
         )
 
 
@@ -281,6 +291,19 @@ def startup(repeat: int) -> dict[str, dict[str, float]]:
     print(f"\nstart-up, {repeat} runs each: median, fastest, runs over 1 s (the ring retry)")
     for name, st in stats.items():
         print(f"{name:<34}{st['median']:>9.3f} s{st['fastest']:>9.3f} s{st['over_1s']:>5}")
+    return stats
+
+
+def scaling(path: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """--np 1 against --np 2, alternately and more often than the table's runs: their ratio
+    is the noisiest target here (the same run varies by up to 1.5x on this VM)."""
+    cases = {f"mlxrun sum --np {n}": _mlxrun(n)(path) for n in (1, 2)}
+    stats = compare(dict(cases), repeat)
+    one, two = (stats[f"mlxrun sum --np {n}"]["median"] for n in (1, 2))
+    print(f"\n{path.name}, {repeat} alternating runs each: median, fastest")
+    for name, st in stats.items():
+        print(f"{name:<34}{st['median']:>9.3f} s{st['fastest']:>9.3f} s")
+    print(f"--np 2 is {one / two:.2f}x faster than --np 1 (medians)")
     return stats
 
 
@@ -347,6 +370,8 @@ def main() -> None:
         "rows": rows,
         "startup": startup(args.repeat * 5),
     }
+    if "100M" in args.sizes:
+        result["scaling"] = scaling(DATA / "floats_100M.txt", args.repeat * 3)
     (RESULTS / "sums.json").write_text(json.dumps(result, indent=2) + "\n")
     chart(rows, RESULTS / "sums.png")
     print(f"wrote {RESULTS / 'sums.json'}")
