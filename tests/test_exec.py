@@ -79,6 +79,7 @@ FAILURES = [
     ("raise", 1, "rank 1 exited with code 1"),
     ("exit", 1, "rank 1 exited with code 3"),
     ("kill", 1, "rank 1 was killed by SIGKILL"),
+    ("shrink", 1, "rank 1 was killed by SIGBUS (a mapped file got shorter while it was read?)"),
 ]
 
 

@@ -415,6 +415,10 @@ class Supervisor:
         )
 
 
+# Ranks read their data through mappings: a file cut short under them ends in SIGBUS.
+SIGNAL_HINTS: dict[int, str] = {signal.SIGBUS: " (a mapped file got shorter while it was read?)"}
+
+
 def signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -429,7 +433,8 @@ def describe_end(rank: RankStatus) -> str:
         return f"rank {rank.rank} stopped reporting (its agent was killed or its host lost)"
     code = rank.returncode
     if code is not None and code < 0:
-        return f"rank {rank.rank} was killed by {signal_name(-code)}"
+        hint = SIGNAL_HINTS.get(-code, "")
+        return f"rank {rank.rank} was killed by {signal_name(-code)}{hint}"
     if code == SSH_FAILED and not rank.connected and rank.host != LOCAL_HOST:
         return (
             f"rank {rank.rank} could not start on {rank.host} (ssh exit code 255): "

@@ -1,7 +1,9 @@
 # Rank 1 fails in the way argv[1] names, while the other ranks wait in all_sum.
+import mmap
 import os
 import signal
 import sys
+import tempfile
 import time
 
 import mlx.core as mx
@@ -18,4 +20,11 @@ if world.rank() == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "sleep":
         time.sleep(3600)
+    if mode == "shrink":  # a mapped file cut short under its reader: a real SIGBUS
+        with tempfile.TemporaryFile() as f:
+            f.write(b"x" * mmap.PAGESIZE)
+            f.flush()
+            mapped = mmap.mmap(f.fileno(), mmap.PAGESIZE, access=mmap.ACCESS_READ)
+            f.truncate(0)
+            print(mapped[0])
 print(mx.distributed.all_sum(mx.array(1)).item())
