@@ -3,7 +3,7 @@
 A rank never reads more than its shard (plus a line's worth at its edges):
 - text (.txt/.csv/.tsv): the byte range [size*r/N, size*(r+1)/N) moved to
   line starts, so every line belongs to exactly one rank, whatever N (ranks
-  beyond the number of lines get empty shards); read in bounded chunks;
+  beyond the number of lines get empty shards); mapped a chunk at a time;
 - .npy, uncompressed .npz members and .safetensors tensors: an element range,
   mapped a chunk at a time;
 - generated data: only the rank's own index range, reproducible for any N.
