@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,mpi]'
 	@# Byte-code now: where PYTHONDONTWRITEBYTECODE is set, every rank would recompile.
-	$(BIN)/python -m compileall -q src
+	$(BIN)/python -m compileall -q mlxrun
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,8 +24,8 @@ demo: install
 	$(BIN)/mlxrun run configs/demo.toml
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check mlxrun tests benchmarks tools
+	$(BIN)/ruff format --check mlxrun tests benchmarks tools
 	$(BIN)/mypy
 
 test-deps:

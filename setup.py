@@ -1,16 +1,17 @@
-"""Builds the optional C kernels; without a compiler mlxrun falls back to numpy."""
+"""Builds the optional C extension; without a compiler mlxrun falls back to numpy."""
 
 from setuptools import Extension, setup
+
+NATIVE = "mlxrun/native"
 
 setup(
     ext_modules=[
         Extension(
-            f"mlxrun.{name}",
-            [f"src/mlxrun/{name}.c"],
-            depends=["src/mlxrun/_pow5.h", "src/mlxrun/_bins.h"],
+            "mlxrun.native._native",
+            [f"{NATIVE}/module.c", f"{NATIVE}/textparse.c", f"{NATIVE}/exactsum.c"],
+            depends=[f"{NATIVE}/native.h", f"{NATIVE}/bins.h", f"{NATIVE}/pow5.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )
-        for name in ("_textparse", "_exactsum")
     ]
 )

@@ -8,7 +8,7 @@ import sys
 
 import mlx.core as mx
 
-from mlxrun.ring import wait_for_ring_start
+from mlxrun.rank.ring import wait_for_ring_start
 
 wait_for_ring_start(2)
 world = mx.distributed.init()

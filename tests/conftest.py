@@ -1,55 +1,17 @@
-"""Helpers for tests that run the real mlxrun CLI with real mlx.launch ranks."""
+"""The `mlxrun` fixture: the real CLI, run as a user would (helpers are in `helpers`)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).parent / "scripts"
-MARK = "MLXRUN_TEST_MARK"
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    mark: str
-    tmpdir: Path
-
-
-def processes_with_mark(mark: str) -> list[int]:
-    """Pids of live processes whose environment carries this test's mark."""
-    needle = f"{MARK}={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def assert_no_leftovers(run: Run) -> None:
-    """No process of the job alive and nothing left in the job's TMPDIR."""
-    deadline = time.monotonic() + 2  # a dying process may still be in the process table
-    while processes_with_mark(run.mark) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with_mark(run.mark) == []
-    assert sorted(p.name for p in run.tmpdir.iterdir()) == []
+from tests.helpers import MARK, Run
 
 
 @pytest.fixture
@@ -73,7 +35,3 @@ def mlxrun(tmp_path: Path) -> Iterator[object]:
         return Run(p.returncode, p.stdout, p.stderr, mark, tmpdir)
 
     yield run
-
-
-def script(name: str) -> str:
-    return str(SCRIPTS / name)

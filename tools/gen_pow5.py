@@ -1,9 +1,9 @@
-"""Writes src/mlxrun/_pow5.h: 128-bit approximations of 5**q, q in [-342, 308], for the
-Eisel-Lemire float parsing in src/mlxrun/_textparse.c (the table of Lemire's fast_float).
+"""Writes mlxrun/native/pow5.h: 128-bit approximations of 5**q, q in [-342, 308], for the
+Eisel-Lemire float parsing in mlxrun/native/textparse.c (the table of Lemire's fast_float).
 
 For q >= 0: 5**q shifted so its top bit is bit 127, truncated to 128 bits. For q < 0:
 2**b // 5**-q + 1 for a b that puts the top bit at bit 127 (rounded up), truncated.
-Run: python tools/gen_pow5.py > src/mlxrun/_pow5.h
+Run: python tools/gen_pow5.py > mlxrun/native/pow5.h
 """
 
 from __future__ import annotations

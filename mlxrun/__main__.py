@@ -1,0 +1,3 @@
+from mlxrun.cli.app import console_main
+
+console_main()

@@ -1,0 +1,1 @@
+"""The command line (Typer) and what it draws (Rich): thin, over the library."""

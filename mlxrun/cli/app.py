@@ -1,0 +1,376 @@
+"""The command line: a thin layer over the library.
+
+Exit codes (also in `mlxrun --help` and the README):
+  0 success; 1 a rank failed; 2 usage or input error; 124 timeout;
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from mlxrun import __version__
+from mlxrun.cli.progress import rank_progress
+from mlxrun.cli.render import check_table, histogram_table, result_table, show_end
+from mlxrun.data.sources import check_data
+from mlxrun.errors import ExitCode, MlxrunError, UsageError
+from mlxrun.launch.command import parse_ranks, resolve_command
+from mlxrun.launch.hostfile import load_hostfile
+from mlxrun.launch.job import job_spec
+from mlxrun.launch.output import RankOutput
+from mlxrun.launch.supervisor import Supervisor
+from mlxrun.reduce.job import JobFailed, run_reduction
+from mlxrun.reduce.spec import EXAMPLE, Spec, load_spec, spec_for_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every rank succeeded; 1 a rank failed; 2 usage or input error; "
+    "124 timed out; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+)
+
+app = typer.Typer(
+    name="mlxrun",
+    help=f"Run, watch and check distributed MLX jobs.\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@functools.cache
+def err_console() -> Console:
+    """stderr's console. rich loads on first use, which for a job is after its ranks have
+    started: its import would otherwise be 40 ms of every start."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def load_display() -> None:
+    """rich's console and tables, loaded while the ranks start: before the launch they
+    would delay it, after the job they would delay the answer (70 ms either way)."""
+    err_console()
+    import rich.table  # noqa: F401 - the result table's
+
+
+NpOption = Annotated[
+    Optional[int],  # noqa: UP045 - typer reads the annotation at run time on Python 3.10
+    typer.Option("--np", "-n", help="Number of processes (ranks). Default: 2, or one per host."),
+]
+BackendOption = Annotated[
+    str, typer.Option("--backend", "-b", help="Distributed backend: ring or mpi.")
+]
+HostfileOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--hostfile", help="mlx.launch hostfile (JSON) to run on several machines."),
+]
+TimeoutOption = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--timeout", help="Stop every rank after this many seconds (exit 124)."),
+]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"mlxrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Run, watch and check distributed MLX jobs."""
+
+
+@app.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog=EXIT_CODES_HELP,
+)
+def exec_(
+    command: Annotated[
+        list[str],
+        typer.Argument(
+            help="What each rank runs: `python script.py ARGS` or just `script.py ARGS`."
+        ),
+    ],
+    np: NpOption = None,
+    backend: BackendOption = "ring",
+    hostfile: HostfileOption = None,
+    timeout: TimeoutOption = None,
+    log_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--log-dir", help="Also write DIR/rank-R.stdout.log and .stderr.log per rank."
+        ),
+    ] = None,
+    ranks: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ranks", help="Show only these ranks' lines on the console, e.g. 0,2."),
+    ] = None,
+    no_label: Annotated[
+        bool, typer.Option("--no-label", help="Print rank lines without the [rank R] prefix.")
+    ] = False,
+) -> None:
+    """Run a script on N ranks through mlx.launch, every line labelled with its rank.
+
+    Example: mlxrun exec --np 4 -- python train.py --lr 0.1
+    """
+    spec = job_spec(resolve_command(command), np, backend, hostfile, timeout)
+    output = RankOutput(parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir)
+    report = Supervisor(spec, output, while_starting=err_console).run()
+    show_end(err_console(), report, timeout)
+    raise typer.Exit(report.outcome.exit_code)
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print only one JSON object on stdout (rank lines go to stderr)."),
+]
+ColumnOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--column", "-c", help="csv/tsv column (name or index); npz/safetensors array."),
+]
+
+
+def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
+    output = RankOutput(quiet=quiet, stdout=sys.stderr.buffer if as_json else None)
+    try:
+        with rank_progress(err_console, not as_json) as on_record:
+            result = run_reduction(spec, output, on_record, while_starting=load_display)
+    except JobFailed as e:
+        show_end(err_console(), e.report, e.timeout)
+        raise typer.Exit(e.exit_code) from None
+    if as_json:
+        print(result.to_json())
+    else:
+        console = out_console()
+        console.print(result_table(result, spec.data.describe()))
+        hist = histogram_table(result)
+        if hist is not None:
+            console.print(hist)
+        for op, reason in result.reasons.items():
+            console.print(f"{op}: {reason}", markup=False, highlight=False)
+
+
+@app.command("run", epilog=EXIT_CODES_HELP)
+def run_(
+    spec: Annotated[Path, typer.Argument(help="The job spec (TOML); `mlxrun init` writes one.")],
+    np: NpOption = None,
+    backend: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--backend", "-b", help="Distributed backend: ring or mpi (overrides the spec)."
+        ),
+    ] = None,
+    hostfile: HostfileOption = None,
+    timeout: TimeoutOption = None,
+    as_json: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not show the ranks' lines.")
+    ] = False,
+) -> None:
+    """Run the distributed reduction described by a TOML job spec.
+
+    Example: mlxrun run configs/demo.toml --np 4
+    """
+    reduce_and_show(load_spec(spec).override(np, backend, hostfile, timeout), as_json, quiet)
+
+
+def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
+    def shortcut(
+        file: Annotated[
+            Path, typer.Argument(help="Data: .txt/.csv/.tsv text, .npy, .npz or .safetensors.")
+        ],
+        np: Annotated[int, typer.Option("--np", "-n", help="Number of processes (ranks).")] = 2,
+        column: ColumnOption = None,
+        backend: BackendOption = "ring",
+        timeout: TimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        col: str | int | None = int(column) if column is not None and column.isdigit() else column
+        spec = spec_for_file(file, ops, col, np, backend).override(timeout=timeout)
+        reduce_and_show(spec, as_json)
+
+    shortcut.__doc__ = f"{summary}\n\nExample: mlxrun {name} --np 4 data.txt"
+    app.command(name, epilog=EXIT_CODES_HELP)(shortcut)
+
+
+SHORTCUTS = {
+    "sum": "The exact sum of the numbers in FILE (floats correctly rounded).",
+    "mean": "The mean of the numbers in FILE (correctly rounded).",
+    "min": "The smallest number in FILE.",
+    "max": "The largest number in FILE.",
+    "count": "How many numbers FILE holds.",
+    "prod": "The product of the numbers in FILE (float64: may overflow to inf).",
+    "var": "The population variance of the numbers in FILE.",
+    "std": "The population standard deviation of the numbers in FILE.",
+}
+for _op, _summary in SHORTCUTS.items():
+    add_shortcut(_op, (_op,), _summary)
+add_shortcut(
+    "stats",
+    ("count", "sum", "mean", "std", "min", "max"),
+    "count, sum, mean, std, min and max of FILE in one pass.",
+)
+
+
+@app.command()
+def validate(spec: Annotated[Path, typer.Argument(help="The job spec (TOML) to check.")]) -> None:
+    """Check a job spec and its data without running it (exit 0 if it would run)."""
+    s = load_spec(spec)
+    check_data(s.data)
+    if s.job.hostfile is not None:
+        load_hostfile(s.job.hostfile, s.job.backend)
+    print(
+        f"ok: {spec}: job {s.job.name!r}, {s.job.np} ranks, {s.job.backend}, "
+        f"{s.data.describe()} ({s.data.format}), ops {', '.join(s.ops)}"
+    )
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example spec.")] = Path(
+        "job.toml"
+    ),
+) -> None:
+    """Write a commented example job spec (never overwrites a file)."""
+    try:
+        with path.open("x") as f:
+            f.write(EXAMPLE)
+    except FileExistsError:
+        raise UsageError(
+            f"{path}: already exists; choose another path or remove it first"
+        ) from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write ({e.strerror})") from None
+    print(f"wrote {path}: run it with `mlxrun run {path}`")
+
+
+@app.command(
+    epilog="Exit codes: 0 nothing failed (warnings allowed); 1 a check failed; 2 usage error."
+)
+def check(
+    hostfile: HostfileOption = None,
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", help="Which backends to check: ring, mpi or all.")
+    ] = "all",
+    np: Annotated[int, typer.Option("--np", "-n", help="Ranks for the live tests.")] = 2,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Skip the live tests (under 2 s).")
+    ] = False,
+    port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--port", help="Also check this ring port block (default: mlx.launch's 32323)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON report.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown table to paste into a bug report.")
+    ] = False,
+) -> None:
+    """Diagnose this setup: can it run distributed MLX jobs, and what to change if not."""
+    from mlxrun.check import checks as d
+
+    if backend not in ("ring", "mpi", "all"):
+        raise UsageError(f'--backend: unknown backend "{backend}" (use ring, mpi or all)')
+    if np < 2:
+        raise UsageError(f"--np must be at least 2 for the live tests (got {np})")
+    if hostfile is not None and not hostfile.is_file():
+        raise UsageError(f"{hostfile}: hostfile not found")
+    backends = ("ring", "mpi") if backend == "all" else (backend,)
+    rows = d.run_checks(d.Options(backends, np, hostfile, quick, port))
+    if as_json:
+        print(d.to_json(rows))
+    elif markdown:
+        print(d.to_markdown(rows))
+    else:
+        out_console().print(check_table(rows))
+        print(d.summary(rows))
+    raise typer.Exit(1 if any(r.status == d.FAIL for r in rows) else 0)
+
+
+def _is_click_error(e: Exception) -> bool:
+    # Typer raises click's errors (vendored in recent releases): known by their shape.
+    return hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)
+
+
+def _show_click_error(e: Any) -> int:
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        print(ctx.get_help())
+        return ExitCode.OK
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    err_console().print(
+        f"Error: {e.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True
+    )
+    return int(e.exit_code)
+
+
+def _internal_error(e: Exception) -> int:
+    if os.environ.get("MLXRUN_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exc()
+    else:
+        message = (
+            f"Error: internal error: {type(e).__name__}: {e} (set MLXRUN_DEBUG=1 for the traceback)"
+        )
+        err_console().print(message, markup=False, highlight=False, soft_wrap=True)
+    return ExitCode.RANK_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns its exit code. User errors become one line, never a
+    traceback (unless MLXRUN_DEBUG=1)."""
+    try:
+        result = app(args=argv, prog_name="mlxrun", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except MlxrunError as e:
+        if os.environ.get("MLXRUN_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        err_console().print(f"Error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return e.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        return ExitCode.INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        if _is_click_error(e):
+            return _show_click_error(e)
+        return _internal_error(e)
+
+
+def console_main() -> None:
+    """The `mlxrun` command: main(), then exit at once. Everything is printed and every
+    rank reaped by then: the interpreter's teardown frees hundreds of modules one by one
+    (about 0.1 s) and helps nobody."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a reader that went away (`| head`) is not an error
+    os._exit(int(code))

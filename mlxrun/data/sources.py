@@ -1,0 +1,71 @@
+"""Which reader serves a data source: the one place that knows every format. Readers do
+not import this module.
+
+Imports follow what a job needs: a job that only counts, sums and averages plain text
+loads neither numpy nor the array readers; numpy loads where numbers are stored in arrays
+or an array file's header is read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlxrun.data import text
+from mlxrun.data.model import Data
+from mlxrun.data.shards import Shard, Sums, existing
+from mlxrun.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def check_data(data: Data) -> None:
+    """Fails before any rank starts on what can be seen from here (a missing file, a bad
+    column, an array file that is not one)."""
+    if data.path is None:
+        return
+    if not data.path.is_file():
+        raise DataError(f"{data.path}: no such file")
+    if data.format == "text":
+        return
+    if data.format in ("csv", "tsv"):
+        from mlxrun.data import delimited
+
+        path = data.path
+        delimited.column_index(
+            path, delimited.csv_header(path, delimited.delimiter_of(data)), data.column
+        )
+        return
+    from mlxrun.data import arrays
+
+    arrays.array_view(data)
+
+
+def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
+    """The rank's chunks already summed, for jobs that need only counts, sums and means,
+    where the C kernels can serve the data; None where the values must be read first."""
+    if data.generate is not None or data.format in ("csv", "tsv"):
+        return None
+    if data.format == "text":
+        return text.text_sums(data, rank, np_) if text.can_sum_text(data) else None
+    from mlxrun.data import arrays
+
+    return arrays.float_sums(arrays.array_view(data), rank, np_)
+
+
+def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
+    """The chunks of numbers that rank `rank` of `np_` reduces."""
+    if data.generate is not None:
+        from mlxrun.data.generated import generated_shard
+
+        return generated_shard(data, rank, np_)
+    existing(data)  # a missing file is named before any format is tried
+    if data.format == "text":
+        return text.text_shard(data, rank, np_)
+    if data.format in ("csv", "tsv"):
+        from mlxrun.data.delimited import delimited_shard
+
+        return delimited_shard(data, rank, np_)
+    from mlxrun.data import arrays
+
+    return arrays.array_shard(arrays.array_view(data), rank, np_)

@@ -1,0 +1,54 @@
+"""What a job runs and where: the rank command, the number of ranks, the backend, the
+hostfile and the time limit. Every command (`exec`, `run`, the shortcuts) validates its
+flags here, so that the same flag means the same everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlxrun.errors import UsageError
+from mlxrun.launch.hostfile import Hostfile, load_hostfile
+
+BACKENDS = ("ring", "mpi")
+DEFAULT_NP = 2
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run (the rank command) and where (np ranks locally, or one per host)."""
+
+    command: tuple[str, ...]
+    np: int
+    backend: str = "ring"
+    hostfile: Hostfile | None = None
+    timeout: float | None = None  # seconds, then every rank is stopped
+
+
+def check_settings(np: int | None, backend: str | None, timeout: float | None) -> None:
+    """The flags' values, before anything is read: UsageError names the flag."""
+    if np is not None and np < 1:
+        raise UsageError(f"--np must be at least 1 (got {np})")
+    if backend is not None and backend not in BACKENDS:
+        raise UsageError(f'--backend: unknown backend "{backend}" (use {" or ".join(BACKENDS)})')
+    if timeout is not None and not timeout > 0:  # also NaN
+        raise UsageError(f"--timeout must be positive (got {timeout:g})")
+
+
+def job_spec(
+    command: tuple[str, ...],
+    np: int | None,
+    backend: str,
+    hostfile: Path | None,
+    timeout: float | None,
+) -> JobSpec:
+    """The job to launch. `np` None means one rank per host of the hostfile, else 2."""
+    check_settings(np, backend, timeout)
+    hosts = load_hostfile(hostfile, backend) if hostfile is not None else None
+    if hosts is not None and np is not None and np != len(hosts.hosts):
+        raise UsageError(
+            f"--np {np} does not match the {len(hosts.hosts)} hosts of {hostfile}: "
+            "drop --np or edit the hostfile"
+        )
+    n = len(hosts.hosts) if hosts is not None else (DEFAULT_NP if np is None else np)
+    return JobSpec(command, n, backend, hosts, timeout)

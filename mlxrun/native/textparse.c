@@ -1,0 +1,415 @@
+/* Fast, exact parsing of numbers in text: the hot loop of text reductions.
+ *
+ * parse(src, floats, ints) reads every number of `src` (bytes: numbers separated by
+ * whitespace or commas, `#` comments to the end of the line) into the writable
+ * buffers `floats` (float64) and `ints` (int64), which must hold len(src) / 2 + 1
+ * values. It returns (count, all_int, error_kind, error_offset):
+ *   error_kind 0: every token was a number; 1: the token at error_offset is not one;
+ *   2: the integer at error_offset does not fit in int64.
+ * Integer tokens are stored exactly in `ints` (and rounded in `floats`); all_int says
+ * whether every token was an integer.
+ *
+ * Every float is correctly rounded, as Python's float() rounds it:
+ * - Clinger's fast path: a mantissa below 2**53 times an exact power of ten below 1e23
+ *   is one IEEE operation, hence correctly rounded;
+ * - Eisel and Lemire's algorithm (as in fast_float): the 19-digit mantissa times a
+ *   128-bit approximation of 5**q (table in pow5.h) gives the result's top bits; where
+ *   that approximation or a tie could leave the rounding in doubt, or the result is
+ *   subnormal or overflows, this parser does not decide;
+ * - anything else (more than 19 digits, a doubtful case) goes to the C library's
+ *   strtod, which is correctly rounded in glibc and macOS libc.
+ * The grammar is Python's float() grammar without underscores and hex: an optional
+ * sign, digits with an optional point, an optional exponent, or nan/inf/infinity.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                             1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                             1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+#include "bins.h"
+#include "native.h"
+#include "pow5.h"
+
+/* Separators, looked up rather than compared one by one: this test runs for every byte. */
+static unsigned char SEPARATOR[256];
+
+static inline int is_sep(unsigned char c) { return SEPARATOR[c]; }
+
+static inline int is_end(const unsigned char *p, const unsigned char *end) {
+    return p == end || is_sep(*p) || *p == '#';
+}
+
+static int match_word(const unsigned char *p, const unsigned char *end, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(end - p) < n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+        if (c != (unsigned char)word[i]) return 0;
+    }
+    return (int)n;
+}
+
+/* strtod on a NUL-terminated copy of [start, stop): the exact fallback. */
+static double slow_double(const unsigned char *start, const unsigned char *stop) {
+    char buf[128];
+    size_t n = (size_t)(stop - start);
+    char *copy = n < sizeof buf ? buf : (char *)malloc(n + 1);
+    if (copy == NULL) return strtod("nan", NULL);
+    memcpy(copy, start, n);
+    copy[n] = 0;
+    double v = strtod(copy, NULL);
+    if (copy != buf) free(copy);
+    return v;
+}
+
+/* The full 128-bit product of two 64-bit numbers. */
+static inline void mul128(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
+    __uint128_t r = (__uint128_t)a * b;
+    *hi = (uint64_t)(r >> 64);
+    *lo = (uint64_t)r;
+}
+
+/* w * 10**q for 0 < w < 2**64, correctly rounded, or 0 when it cannot be sure. */
+static int eisel_lemire(uint64_t w, int q, int negative, double *out) {
+    if (q < POW5_MIN_Q || q > POW5_MAX_Q) return 0;
+    int lz = __builtin_clzll(w);
+    w <<= lz;
+    int index = 2 * (q - POW5_MIN_Q);
+    uint64_t hi, lo;
+    mul128(w, POW5[index], &hi, &lo);
+    const uint64_t mask = 0xFFFFFFFFFFFFFFFFULL >> 55; /* the bits below the 55 we keep */
+    if ((hi & mask) == mask) { /* they might carry: add the table's next 64 bits */
+        uint64_t hi2, lo2;
+        mul128(w, POW5[index + 1], &hi2, &lo2);
+        lo += hi2;
+        if (hi2 > lo) hi++;
+        if ((hi & mask) == mask && lo == 0xFFFFFFFFFFFFFFFFULL) return 0;
+    }
+    int upper = (int)(hi >> 63);
+    uint64_t mantissa = hi >> (upper + 9);
+    int power2 = (((152170 + 65536) * q) >> 16) + 63 + upper - lz + 1023;
+    if (power2 <= 0) return 0; /* subnormal */
+    if (lo <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1) return 0; /* maybe a tie */
+    mantissa += mantissa & 1;
+    mantissa >>= 1;
+    if (mantissa >= (2ULL << 52)) {
+        mantissa = 1ULL << 52;
+        power2++;
+    }
+    if (power2 >= 0x7FF) return 0; /* overflow */
+    uint64_t bits = (mantissa & ~(1ULL << 52)) | ((uint64_t)power2 << 52);
+    bits |= (uint64_t)negative << 63;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
+/* d with its sign bit set if `negative` (d >= 0): without a branch, as signs of real data
+ * are a coin toss for the branch predictor. */
+static inline double with_sign(double d, int negative) {
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    bits |= (uint64_t)negative << 63;
+    memcpy(&d, &bits, sizeof bits);
+    return d;
+}
+
+static int fast_double(uint64_t w, int q, int negative, double *out) {
+    if (w == 0) {
+        *out = with_sign(0.0, negative);
+        return 1;
+    }
+    if (w <= (1ULL << 53) && q >= -22 && q <= 22) {
+        double d = (double)w;
+        d = q < 0 ? d / P10[-q] : d * P10[q];
+        *out = with_sign(d, negative);
+        return 1;
+    }
+    return eisel_lemire(w, q, negative, out);
+}
+
+/* Eight digits at once (SWAR, as in fast_float): most numbers of real data have more
+ * than eight, and the byte loop's multiply chain costs a few cycles per digit. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LITTLE_ENDIAN_SWAR 1
+#else
+#define LITTLE_ENDIAN_SWAR 0 /* the byte order the tricks below need: else byte by byte */
+#endif
+
+static inline uint64_t load8(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* A byte of v has its top bit set here if it is not an ASCII digit; exact up to and
+ * including the first such byte (the arithmetic's carries only run upwards). */
+static inline uint64_t non_digits(uint64_t v) {
+    return ((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL;
+}
+
+static inline uint64_t eight_digits_value(uint64_t v) {
+    v -= 0x3030303030303030ULL;
+    v = (v * 10) + (v >> 8);
+    return (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+            (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >>
+           32;
+}
+
+static const uint64_t P10U[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+/* Reads the digits at p into *w (w * 10 + digit, wrapping like the byte loop would).
+ * Eight bytes at a time: a run of fewer than eight digits is moved to the low end of
+ * the word, padded with '0's, and read in one go, so a number's length costs no
+ * mispredicted branch per digit. */
+static inline const unsigned char *digit_run(const unsigned char *p, const unsigned char *end,
+                                             uint64_t *w) {
+    uint64_t v = *w;
+    while (LITTLE_ENDIAN_SWAR && end - p >= 8) {
+        uint64_t chunk = load8(p);
+        uint64_t stop = non_digits(chunk);
+        if (stop == 0) {
+            v = v * 100000000ULL + eight_digits_value(chunk);
+            p += 8;
+            continue;
+        }
+        int n = __builtin_ctzll(stop) >> 3; /* digits before the first non-digit */
+        if (n > 0) {
+            uint64_t digits = (chunk << (8 * (8 - n))) | (0x3030303030303030ULL >> (8 * n));
+            v = v * P10U[n] + eight_digits_value(digits);
+            p += n;
+        }
+        *w = v;
+        return p;
+    }
+    while (p < end && (unsigned)(*p - '0') < 10) v = v * 10 + (uint64_t)(*p++ - '0');
+    *w = v;
+    return p;
+}
+
+/* Moves *pp past separators and comments to the next token; 0 at the end of the text. */
+static inline int skip_to_token(const unsigned char **pp, const unsigned char *end) {
+    const unsigned char *p = *pp;
+    while (p < end) {
+        if (is_sep(*p)) {
+            p++;
+        } else if (*p == '#') {
+            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+            p = nl ? nl + 1 : end;
+        } else {
+            break;
+        }
+    }
+    *pp = p;
+    return p < end;
+}
+
+/* Parses one token at p (p < end); returns the end of the token, or NULL if it is not a
+ * number. */
+static const unsigned char *number(const unsigned char *p, const unsigned char *end, double *f,
+                                   int64_t *i, int *is_int, int *overflow) {
+    const unsigned char *start = p;
+    int negative = *p == '-';
+    p += negative | (*p == '+'); /* no branch: signs are a coin toss for the predictor */
+    int n = 0;
+    unsigned char c0 = p < end ? *p : 0;
+    int word = c0 == 'i' || c0 == 'I' || c0 == 'n' || c0 == 'N'; /* only then a name */
+    if (word && ((n = match_word(p, end, "infinity")) || (n = match_word(p, end, "inf")) ||
+                 (n = match_word(p, end, "nan")))) {
+        if (!is_end(p + n, end)) return NULL;
+        *f = p[0] == 'n' || p[0] == 'N' ? (negative ? -NAN : NAN)
+                                        : (negative ? -INFINITY : INFINITY);
+        *is_int = 0;
+        return p + n;
+    }
+    uint64_t w = 0;
+    int digits = 0, significant = 0, dropped = 0, q = 0, point = 0;
+    /* The common case first: at most 19 digits in all, read by two tight loops. Leading
+     * zeros count here but add nothing to w; a longer number is read again below. */
+    const unsigned char *digits_start = p;
+    p = digit_run(p, end, &w);
+    int int_digits = (int)(p - digits_start);
+    int frac_digits = 0;
+    if (p < end && *p == '.') {
+        const unsigned char *frac = ++p;
+        p = digit_run(p, end, &w);
+        frac_digits = (int)(p - frac);
+        point = 1;
+    }
+    int careful = int_digits + frac_digits > 19;
+    if (!careful) {
+        digits = int_digits + frac_digits;
+        q = -frac_digits;
+    } else { /* too long for one uint64: the careful loop skips zeros and drops digits */
+        p = digits_start;
+        w = 0;
+        point = 0;
+    }
+    for (; careful && p < end; p++) {
+        unsigned char c = *p;
+        if (c >= '0' && c <= '9') {
+            digits++;
+            if (significant == 0 && c == '0') {
+                if (point) q--;
+                continue;
+            }
+            if (significant < 19) {
+                w = w * 10 + (uint64_t)(c - '0');
+                significant++;
+                if (point) q--;
+            } else {
+                dropped = 1; /* more digits than fit: strtod decides */
+                if (!point) q++;
+            }
+        } else if (c == '.' && !point) {
+            point = 1;
+        } else {
+            break;
+        }
+    }
+    if (digits == 0) return NULL;
+    int exponent = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        const unsigned char *e = p + 1;
+        int eneg = 0;
+        if (e < end && (*e == '+' || *e == '-')) {
+            eneg = *e == '-';
+            e++;
+        }
+        if (e == end || *e < '0' || *e > '9') return NULL;
+        for (; e < end && *e >= '0' && *e <= '9'; e++) {
+            if (exponent < 100000) exponent = exponent * 10 + (*e - '0');
+        }
+        exponent = eneg ? -exponent : exponent;
+        p = e;
+        point = 1; /* an exponent makes it a float */
+    }
+    if (!is_end(p, end)) return NULL;
+    if (!point) { /* an integer: exact in int64, or an overflow to report */
+        *is_int = 1;
+        if (dropped || w > (uint64_t)INT64_MAX + (uint64_t)negative) {
+            *overflow = 1;
+            return p;
+        }
+        *i = negative ? (int64_t)(0 - w) : (int64_t)w;
+        *f = negative && w == 0 ? -0.0 : (double)*i; /* float("-0") is -0.0 */
+        return p;
+    }
+    *is_int = 0;
+    if (dropped || !fast_double(w, q + exponent, negative, f)) *f = slow_double(start, p);
+    return p;
+}
+
+/* The next number of the text at *pp: 1 with *pp past it, 0 at the end of the text, or -1
+ * with *pp at the bad token and *kind 1 (not a number) or 2 (an integer beyond int64). */
+static inline int next_number(const unsigned char **pp, const unsigned char *end, double *f,
+                              int64_t *i, int *is_int, int *kind) {
+    if (!skip_to_token(pp, end)) return 0;
+    int overflow = 0;
+    *f = 0;
+    *i = 0;
+    *is_int = 0;
+    const unsigned char *next = number(*pp, end, f, i, is_int, &overflow);
+    if (next == NULL || overflow) {
+        *kind = next == NULL ? 1 : 2;
+        return -1;
+    }
+    *pp = next;
+    return 1;
+}
+
+PyObject *native_parse(PyObject *self, PyObject *args) {
+    Py_buffer src, floats, ints;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &src, &floats, &ints)) return NULL;
+    Py_ssize_t capacity = src.len / 2 + 1;
+    if (floats.len < capacity * 8 || ints.len < capacity * 8) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&floats);
+        PyBuffer_Release(&ints);
+        PyErr_SetString(PyExc_ValueError, "output buffers must hold len(src) // 2 + 1 values");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)src.buf, *begin = p, *end = p + src.len;
+    double *fout = (double *)floats.buf;
+    int64_t *iout = (int64_t *)ints.buf;
+    Py_ssize_t count = 0;
+    int all_int = 1, kind = 0;
+    Py_ssize_t where = 0;
+    Py_BEGIN_ALLOW_THREADS
+    double f;
+    int64_t i;
+    int is_int, found;
+    while ((found = next_number(&p, end, &f, &i, &is_int, &kind)) > 0) {
+        fout[count] = f;
+        if (all_int) iout[count] = i; /* once a float is seen the ints are not used */
+        all_int &= is_int;
+        count++;
+    }
+    if (found < 0) where = p - begin;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&floats);
+    PyBuffer_Release(&ints);
+    return Py_BuildValue("(nini)", count, all_int, kind, where);
+}
+
+/* sum_text(src, high, low): the numbers of src summed without storing them, for jobs
+ * that only need sums and counts. Floats go into the bins; integers add exactly into a
+ * 128-bit total. A chunk with any float is all floats (as parse() hands it on), where an
+ * integer beyond 2**53 counts as the float it rounds to: `rounding` totals those
+ * differences, so the chunk's float sum is bins + total + rounding, still exact.
+ * Returns (count, all_int, error_kind, error_offset, nan, posinf, neginf, total_high,
+ * total_low, rounding); on an error the caller parses the chunk again to name the token. */
+PyObject *native_sum_text(PyObject *self, PyObject *args) {
+    Py_buffer src, high, low;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &src, &high, &low)) return NULL;
+    if (high.len < BINS * 8 || low.len < BINS * 8 || src.len > INT32_MAX) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&high);
+        PyBuffer_Release(&low);
+        PyErr_SetString(PyExc_ValueError, "sum_text(src < 2 GiB, int64[2048], int64[2048])");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)src.buf, *begin = p, *end = p + src.len;
+    int64_t *hi = (int64_t *)high.buf, *lo = (int64_t *)low.buf;
+    Py_ssize_t count = 0, nan = 0, posinf = 0, neginf = 0, where = 0;
+    int all_int = 1, kind = 0;
+    __int128 isum = 0;
+    long long rounding = 0; /* |each term| < 2**11, at most 2**31 terms */
+    Py_BEGIN_ALLOW_THREADS
+    double f;
+    int64_t i;
+    int is_int, found;
+    while ((found = next_number(&p, end, &f, &i, &is_int, &kind)) > 0) {
+        all_int &= is_int;
+        count++;
+        if (is_int) {
+            isum += i;
+            if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
+            continue;
+        }
+        uint64_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        bin_or_count(bits, hi, lo, &nan, &posinf, &neginf);
+    }
+    if (found < 0) where = p - begin;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&high);
+    PyBuffer_Release(&low);
+    long long isum_high = (long long)(isum >> 64);
+    unsigned long long isum_low = (unsigned long long)isum;
+    return Py_BuildValue("(niinnnnLKL)", count, all_int, kind, where, nan, posinf, neginf,
+                         isum_high, isum_low, rounding);
+}
+
+void native_textparse_init(void) {
+    const char *seps = " \t\n\r,\v\f";
+    for (const char *c = seps; *c; c++) SEPARATOR[(unsigned char)*c] = 1;
+}

@@ -1,0 +1,84 @@
+"""What Linux's /proc says about this machine's processes and TCP sockets.
+
+One reader for everything mlxrun asks /proc: the ring wait (is rank 0 listening yet?),
+`mlxrun check` (leftover ranks, who holds a port) and the tests (is anything of a job
+still alive?). Where there is no /proc (macOS), `available()` is False, every function
+answers with nothing, and each caller has its own fallback. Standard library only: ranks
+import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+PROC = Path("/proc")
+TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
+
+
+class Process(NamedTuple):
+    pid: int
+    cmdline: str  # arguments joined by spaces
+    environ: bytes  # NUL-separated NAME=value entries
+    state: str  # R, S, D, Z, ... (the third field of /proc/PID/stat)
+    ppid: int
+
+
+def available() -> bool:
+    return Path(TCP_TABLES[0]).exists()
+
+
+def listening_sockets() -> dict[int, str]:
+    """Port -> socket inode of every TCP socket listening on this machine."""
+    found: dict[int, str] = {}
+    for table in TCP_TABLES:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == TCP_LISTEN:
+                found[int(fields[1].rsplit(":", 1)[1], 16)] = fields[9]
+    return found
+
+
+def is_listening(port: int) -> bool:
+    """True if a TCP socket on this machine listens on `port` (any address)."""
+    return port in listening_sockets()
+
+
+def processes() -> Iterator[Process]:
+    """Every process this user may read (others are passed over)."""
+    if not PROC.is_dir():
+        return
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes()
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        yield Process(int(entry.name), cmdline.strip(), environ, state, int(ppid))
+
+
+def socket_owners(inodes: set[str]) -> dict[str, str]:
+    """Socket inode -> "pid N (name)" of the process holding it, for those found."""
+    owners: dict[str, str] = {}
+    for entry in PROC.iterdir() if inodes and PROC.is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                inode = target[8:-1] if target.startswith("socket:[") else ""
+                if inode in inodes:
+                    owners[inode] = f"pid {entry.name} ({(entry / 'comm').read_text().strip()})"
+        except OSError:
+            continue
+    return owners

@@ -1,0 +1,113 @@
+"""The protocol between the ranks and mlxrun: framed messages over TCP, and the
+environment variables that tell a rank's processes where to report.
+
+mlx.launch merges the ranks' output into one stream and splices lines of
+different ranks together, so every rank's agent reports to mlxrun over a
+connection of its own (mlxrun's end is `launch.channel`). A peer is heard only
+after its first frame, a hello, carries the job's random token.
+
+A frame is a 5-byte header (kind, payload length) followed by the payload.
+This module is imported on every rank: it uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+from enum import IntEnum
+from typing import IO, Any, NamedTuple
+
+HEADER = struct.Struct("!BI")
+MAX_FRAME = 64 * 1024 * 1024
+MAX_HELLO = 4096
+
+TOKEN_ENV = "MLXRUN_TOKEN"  # the job's secret: the agent's hello carries it
+ADDRESS_ENV = "MLXRUN_CHANNEL"  # host:port of mlxrun's listening socket
+RESULT_FD_ENV = "MLXRUN_RESULT_FD"  # the pipe a rank's program writes JSON records to
+RANK_ENV = "MLXRUN_RANK"  # set by mlxrun where no launcher sets a rank (one rank)
+
+
+class Kind(IntEnum):
+    HELLO = 1  # JSON: token, rank, pid, pgid, host, machine
+    STDOUT = 2  # one or more whole lines (a last line may lack its newline)
+    STDERR = 3
+    RESULT = 4  # JSON written by mlxrun's worker
+    EXIT = 5  # JSON: returncode (negative: killed by that signal)
+
+
+class ProtocolError(Exception):
+    """A peer sent something that is not a frame of this protocol."""
+
+
+def encode(kind: Kind, payload: bytes) -> bytes:
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def encode_json(kind: Kind, obj: Any) -> bytes:
+    return encode(kind, json.dumps(obj).encode())
+
+
+class FrameDecoder:
+    """Turns a byte stream into frames; keeps partial frames between feeds."""
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self.max_frame = max_frame  # a longer frame is a ProtocolError
+
+    def feed(self, data: bytes, most: int | None = None) -> list[tuple[Kind, bytes]]:
+        """Adds `data`; returns the whole frames now at hand, at most `most` of them (the
+        rest stays buffered, to be read under a limit set after them)."""
+        self._buf += data
+        frames: list[tuple[Kind, bytes]] = []
+        offset = 0
+        while len(self._buf) - offset >= HEADER.size and (most is None or len(frames) < most):
+            kind, length = HEADER.unpack_from(self._buf, offset)
+            if kind not in Kind._value2member_map_ or length > self.max_frame:
+                raise ProtocolError(f"bad frame header (kind {kind}, length {length})")
+            end = offset + HEADER.size + length
+            if end > len(self._buf):
+                break
+            frames.append((Kind(kind), bytes(self._buf[offset + HEADER.size : end])))
+            offset = end
+        del self._buf[:offset]
+        return frames
+
+
+class Hello(NamedTuple):  # not a dataclass: `dataclasses` costs every agent 15 ms to import
+    rank: int
+    pid: int
+    pgid: int
+    host: str
+    machine: str
+
+
+def machine_id() -> str:
+    """Tells two processes apart by machine: same id means the same kernel."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def rank_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    """The rank as the launcher set it: ring (MLX_RANK), Open MPI, PMI, or mlxrun alone."""
+    for name in ("MLX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", RANK_ENV):
+        if env.get(name, "").isdigit():
+            return int(env[name])
+    return 0
+
+
+def result_stream() -> IO[str]:
+    """Where a rank's program writes its JSON records, one per line: the agent's result
+    pipe, or stdout when run by hand."""
+    fd = os.environ.get(RESULT_FD_ENV)
+    return os.fdopen(int(fd), "w") if fd else sys.stdout

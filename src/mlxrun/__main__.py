@@ -1,3 +1,0 @@
-from mlxrun.cli import main
-
-main()

@@ -1,0 +1,50 @@
+"""Helpers for tests that run the real mlxrun CLI with real mlx.launch ranks."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlxrun.rank import procfs
+
+ROOT = Path(__file__).resolve().parent.parent  # the repo
+SCRIPTS = Path(__file__).parent / "scripts"
+MARK = "MLXRUN_TEST_MARK"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    mark: str
+    tmpdir: Path
+
+
+def marked_processes(mark: str) -> list[procfs.Process]:
+    """Live processes whose environment carries this test's mark."""
+    needle = f"{MARK}={mark}".encode()
+    return [
+        p
+        for p in procfs.processes()
+        if p.pid != os.getpid() and p.state != "Z" and needle in p.environ.split(b"\0")
+    ]
+
+
+def processes_with_mark(mark: str) -> list[int]:
+    return [p.pid for p in marked_processes(mark)]
+
+
+def assert_no_leftovers(run: Run) -> None:
+    """No process of the job alive and nothing left in the job's TMPDIR."""
+    deadline = time.monotonic() + 2  # a dying process may still be in the process table
+    while processes_with_mark(run.mark) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with_mark(run.mark) == []
+    assert sorted(p.name for p in run.tmpdir.iterdir()) == []
+
+
+def script(name: str) -> str:
+    return str(SCRIPTS / name)

@@ -1,0 +1,62 @@
+"""The agent's line relay: a rank's stream cut into whole lines, sent as frames over a
+real socket pair and read back with the decoder mlxrun uses."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlxrun.rank.agent import MAX_LINE, Relay
+from mlxrun.rank.protocol import FrameDecoder, Kind
+
+
+def relayed(pieces: list[bytes]) -> list[bytes]:
+    """The frames' payloads a Relay sends for these reads, then its close."""
+    a, b = socket.socketpair()
+    payloads: list[bytes] = []
+
+    def read() -> None:  # as mlxrun does, while the agent sends: a full socket would block it
+        decoder = FrameDecoder()
+        while data := b.recv(65536):
+            payloads.extend(p for kind, p in decoder.feed(data) if kind is Kind.STDOUT)
+
+    with a, b:
+        b.settimeout(10)
+        reader = threading.Thread(target=read)
+        reader.start()
+        relay = Relay(a, Kind.STDOUT)
+        for piece in pieces:
+            relay.feed(piece)
+        relay.close()
+        a.shutdown(socket.SHUT_WR)
+        reader.join(timeout=10)
+        assert not reader.is_alive()
+    return payloads
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b"\n")), max_size=20))
+def test_every_frame_but_the_last_ends_a_line_and_nothing_is_lost(pieces: list[bytes]) -> None:
+    payloads = relayed(pieces)
+    assert b"".join(payloads) == b"".join(pieces)
+    assert all(p.endswith(b"\n") for p in payloads[:-1])
+    assert all(payloads)
+
+
+def test_a_partial_line_waits_for_its_end() -> None:
+    assert relayed([b"hel", b"lo\nwor", b"ld\n"]) == [b"hello\n", b"world\n"]
+
+
+def test_a_last_line_without_newline_is_sent_at_close() -> None:
+    assert relayed([b"one\ntwo"]) == [b"one\n", b"two"]
+
+
+def test_a_line_longer_than_the_limit_is_sent_in_pieces() -> None:
+    # Held whole it would grow without bound: past MAX_LINE it goes as it is.
+    chunk = b"x" * 65536
+    payloads = relayed([chunk] * (MAX_LINE // len(chunk) + 1) + [b"y\n"])
+    assert len(payloads) == 2
+    assert len(payloads[0]) >= MAX_LINE and payloads[1].endswith(b"y\n")
