@@ -1,16 +1,16 @@
 """Which reader serves a data source: the one place that knows every format. Readers do
 not import this module.
 
-Imports follow what a job needs: a job that only counts, sums and averages plain text
-loads neither numpy nor the array readers; numpy loads where numbers are stored in arrays
-or an array file's header is read.
+Each reader is imported where it serves, so that imports follow what a job needs: the CLI,
+which only checks the data, loads no reader of text (nor the C extension); a job that only
+counts, sums and averages plain text loads neither numpy nor the array readers; numpy loads
+where numbers are stored in arrays or an array file's header is read.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlxrun.data import text
 from mlxrun.data.model import Data
 from mlxrun.data.shards import Shard, Sums, existing
 from mlxrun.errors import DataError
@@ -47,6 +47,8 @@ def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
     if data.generate is not None or data.format in ("csv", "tsv"):
         return None
     if data.format == "text":
+        from mlxrun.data import text
+
         return text.text_sums(data, rank, np_) if text.can_sum_text(data) else None
     from mlxrun.data import arrays
 
@@ -61,7 +63,9 @@ def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
         return generated_shard(data, rank, np_)
     existing(data)  # a missing file is named before any format is tried
     if data.format == "text":
-        return text.text_shard(data, rank, np_)
+        from mlxrun.data.text import text_shard
+
+        return text_shard(data, rank, np_)
     if data.format in ("csv", "tsv"):
         from mlxrun.data.delimited import delimited_shard
 

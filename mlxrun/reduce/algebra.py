@@ -1,6 +1,6 @@
 """The algebra of distributed reductions: per-rank partial states, their fixed-length encodings,
-and the final answers. Standard library only: no I/O, no MLX, no numpy and no other mlxrun
-module, so that a job that only sums as it reads (count, sum, mean) never loads numpy. The
+and the final answers. Standard library only: no I/O, no MLX, no numpy and no mlxrun module
+but the list of ops, so that a job that only sums as it reads (count, sum, mean) never loads numpy. The
 numpy work on array chunks is in `kernels`, which builds on this module.
 
 Protocol (what the worker does; the tests' `simulate` runs it in one process)::
@@ -65,30 +65,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
+from mlxrun.reduce.ops import OPS, SUM_OPS
+
 if TYPE_CHECKING:
     from mlxrun.native import Bins
-
-OPS = (
-    "sum",
-    "mean",
-    "min",
-    "max",
-    "count",
-    "prod",
-    "var",
-    "std",
-    "histogram",
-    "argmin",
-    "argmax",
-)
-DEFAULT_BINS = 20  # histogram bins when a spec does not say
 
 Number: TypeAlias = "int | float"
 Value: TypeAlias = "int | float | list[int] | list[float] | None"
 
 SCALE = 1074  # every finite float64 is an integer multiple of 2**-SCALE
-EXTREME_OPS = frozenset({"min", "max", "argmin", "argmax", "histogram"})
-MOMENT_OPS = frozenset({"var", "std"})
 
 # Limb counts. Float sums: |x| < 2**1024, scaled by 2**1074, times 2**60 values -> 2**2158.
 # Int sums: 2**63 * 2**60 -> 2**123. Int sums of squares: 2**126 * 2**60 -> 2**186.
@@ -185,9 +170,6 @@ def _nonzero_span(bins: Bins) -> range:
 def scaled_int(n: int) -> int:
     """An integer in the units of the exact float sums (2**-1074)."""
     return n << SCALE
-
-
-SUM_OPS = frozenset({"count", "sum", "mean"})
 
 
 def partial_of_sums(

@@ -12,17 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from mlxrun import native
-from mlxrun.reduce.algebra import (
-    DEFAULT_BINS,
-    EXTREME_OPS,
-    M2,
-    MOMENT_OPS,
-    SCALE,
-    Extreme,
-    Partial,
-    fold_bins,
-    scaled,
-)
+from mlxrun.reduce.algebra import M2, SCALE, Extreme, Partial, fold_bins, scaled
+from mlxrun.reduce.ops import DEFAULT_BINS, EXTREME_OPS, MOMENT_OPS
 
 IntArray: TypeAlias = "npt.NDArray[np.int64]"
 FloatArray: TypeAlias = "npt.NDArray[np.float64]"

@@ -25,7 +25,7 @@ from mlxrun.data.model import (
 )
 from mlxrun.errors import SpecError, UsageError, did_you_mean
 from mlxrun.launch.job import BACKENDS, check_settings
-from mlxrun.reduce.algebra import DEFAULT_BINS, OPS
+from mlxrun.reduce.ops import DEFAULT_BINS, OPS
 
 
 @dataclass(frozen=True)

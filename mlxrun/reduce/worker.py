@@ -28,6 +28,7 @@ from mlxrun.errors import DataError
 from mlxrun.rank.protocol import result_stream
 from mlxrun.rank.ring import wait_for_ring_start
 from mlxrun.reduce import algebra
+from mlxrun.reduce.ops import SUM_OPS
 from mlxrun.reduce.plan import Plan, jsonable
 
 T = TypeVar("T")
@@ -106,9 +107,9 @@ def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
 def reduce_shard(plan: Plan, rank: int, reporter: Reporter) -> tuple[algebra.Partial, int, float]:
     # Counts, sums and means need no stored numbers: text is summed as it is parsed,
     # float64 arrays as they are read.
-    sums = sums_shard(plan.data, rank, plan.np) if set(plan.ops) <= algebra.SUM_OPS else None
+    sums = sums_shard(plan.data, rank, plan.np) if set(plan.ops) <= SUM_OPS else None
     if sums is not None:
-        part = algebra.Partial(needs=algebra.SUM_OPS)
+        part = algebra.Partial(needs=SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
         return part, sums.bytes_total, seconds
     from mlxrun.reduce import kernels  # numpy: only where numbers are stored

@@ -22,6 +22,7 @@ from mlxrun.data.model import Data, Generate
 from mlxrun.data.sources import open_shard
 from mlxrun.errors import DataError
 from mlxrun.reduce import kernels
+from mlxrun.reduce.ops import SUM_OPS
 
 PARSERS = ["c", "numpy"] if native.ext is not None else ["numpy"]
 NATIVE = pytest.mark.skipif(native.ext is None, reason="the C extension was not built")
@@ -254,15 +255,15 @@ def assert_summed_as_read_like_stored(data: Data, rank: int, np_: int) -> None:
     from mlxrun.reduce import algebra as reductions
     from mlxrun.reduce.worker import partial_of
 
-    stored = reductions.Partial(needs=reductions.SUM_OPS)
+    stored = reductions.Partial(needs=SUM_OPS)
     for chunk in open_shard(data, rank, np_).chunks:
         kernels.add_chunk(stored, chunk)
     shard = sources.sums_shard(data, rank, np_)
     assert shard is not None
-    summed = reductions.Partial(needs=reductions.SUM_OPS)
+    summed = reductions.Partial(needs=SUM_OPS)
     for s in shard.chunks:
         summed.merge(partial_of(s))
-    ops = sorted(reductions.SUM_OPS)
+    ops = sorted(SUM_OPS)
     assert repr(reductions.finalize(summed, ops).values) == repr(
         reductions.finalize(stored, ops).values
     )
@@ -391,7 +392,7 @@ def test_arrays_summed_as_read_across_chunks_are_exact(tmp_path: Path) -> None:
     path = tmp_path / "big.npy"
     np.save(path, xs)
     for np_ in (1, 2):
-        state = reductions.Partial(needs=reductions.SUM_OPS)
+        state = reductions.Partial(needs=SUM_OPS)
         for rank in range(np_):
             shard = sources.sums_shard(Data(path, "npy"), rank, np_)
             assert shard is not None

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from mlxrun.reduce.algebra import DEFAULT_BINS, Histogram, Partial, Results, combine, finalize
+from mlxrun.reduce.algebra import Histogram, Partial, Results, combine, finalize
 from mlxrun.reduce.kernels import add_chunk, histogram_counts, histogram_edges, histogram_range
+from mlxrun.reduce.ops import DEFAULT_BINS
 
 
 def simulate(

@@ -21,7 +21,6 @@ from mlxrun import native
 from mlxrun.reduce import algebra as reductions
 from mlxrun.reduce import kernels
 from mlxrun.reduce.algebra import (
-    OPS,
     SUMMED_LEN,
     Partial,
     Results,
@@ -29,6 +28,7 @@ from mlxrun.reduce.algebra import (
     finalize,
 )
 from mlxrun.reduce.kernels import add_chunk, histogram_counts, histogram_range
+from mlxrun.reduce.ops import OPS
 from tests.reduce.simulate import simulate
 
 Values = list[Any]  # Python ints (int64 data) and floats (float64 data), in data order
