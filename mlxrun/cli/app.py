@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every rank succeeded; 1 a rank failed; 2 usage or input error; "
-    "124 timed out; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+    "124 timed out or stalled; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
 app = typer.Typer(
@@ -81,7 +81,19 @@ HostfileOption = Annotated[
 ]
 TimeoutOption = Annotated[
     Optional[float],  # noqa: UP045
-    typer.Option("--timeout", help="Stop every rank after this many seconds (exit 124)."),
+    typer.Option(
+        "--timeout",
+        help="Stop every rank after this many seconds (exit 124), showing first where each was.",
+    ),
+]
+StallOption = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        "--stall-timeout",
+        help="If for this many seconds no rank writes output or does work (ranks waiting in "
+        "a collective do none), show every rank's stack and stop the job (exit 124). "
+        "SIGUSR1 or SIGQUIT (Ctrl-\\) shows the stacks at any time.",
+    ),
 ]
 
 
@@ -132,13 +144,22 @@ def exec_(
     no_label: Annotated[
         bool, typer.Option("--no-label", help="Print rank lines without the [rank R] prefix.")
     ] = False,
+    timestamps: Annotated[
+        bool,
+        typer.Option(
+            "--timestamps", help="Prefix each line with when the rank wrote it (+s since start)."
+        ),
+    ] = False,
+    stall_timeout: StallOption = None,
 ) -> None:
     """Run a script on N ranks through mlx.launch, every line labelled with its rank.
 
     Example: mlxrun exec --np 4 -- python train.py --lr 0.1
     """
-    spec = job_spec(resolve_command(command), np, backend, hostfile, timeout)
-    output = RankOutput(parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir)
+    spec = job_spec(resolve_command(command), np, backend, hostfile, timeout, stall_timeout)
+    output = RankOutput(
+        parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir, timestamps=timestamps
+    )
     report = Supervisor(spec, output, while_starting=err_console).run()
     show_end(err_console(), report, timeout)
     raise typer.Exit(report.outcome.exit_code)
@@ -186,6 +207,7 @@ def run_(
     ] = None,
     hostfile: HostfileOption = None,
     timeout: TimeoutOption = None,
+    stall_timeout: StallOption = None,
     as_json: JsonOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Do not show the ranks' lines.")
@@ -195,7 +217,8 @@ def run_(
 
     Example: mlxrun run configs/demo.toml --np 4
     """
-    reduce_and_show(load_spec(spec).override(np, backend, hostfile, timeout), as_json, quiet)
+    job = load_spec(spec).override(np, backend, hostfile, timeout, stall_timeout)
+    reduce_and_show(job, as_json, quiet)
 
 
 def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
@@ -207,10 +230,12 @@ def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
         column: ColumnOption = None,
         backend: BackendOption = "ring",
         timeout: TimeoutOption = None,
+        stall_timeout: StallOption = None,
         as_json: JsonOption = False,
     ) -> None:
         col: str | int | None = int(column) if column is not None and column.isdigit() else column
-        spec = spec_for_file(file, ops, col, np, backend).override(timeout=timeout)
+        spec = spec_for_file(file, ops, col, np, backend)
+        spec = spec.override(timeout=timeout, stall_timeout=stall_timeout)
         reduce_and_show(spec, as_json)
 
     shortcut.__doc__ = f"{summary}\n\nExample: mlxrun {name} --np 4 data.txt"

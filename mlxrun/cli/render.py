@@ -59,6 +59,8 @@ def verdict(report: JobReport, timeout: float | None) -> str:
         return f"Error: {report.reason}; the other ranks were stopped"
     if report.outcome is Outcome.TIMEOUT:
         return f"Error: timed out after {timeout:g} s; every rank was stopped"
+    if report.outcome is Outcome.STALLED:
+        return "Error: the job stalled (see where each rank was, above); every rank was stopped"
     if report.outcome is Outcome.INTERRUPTED:
         return "Interrupted: every rank was stopped"
     if report.outcome is Outcome.TERMINATED:
@@ -70,7 +72,7 @@ def show_end(console: Console, report: JobReport, timeout: float | None) -> None
     """On failure, the table and the verdict; on success, nothing (the output speaks)."""
     if report.ok:
         return
-    if report.outcome is Outcome.FAILED or report.outcome is Outcome.TIMEOUT:
+    if report.outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.STALLED):
         console.print(failure_table(report))
     console.print(verdict(report, timeout), markup=False, highlight=False, soft_wrap=True)
 

@@ -13,7 +13,15 @@ import socket
 from collections.abc import Callable
 
 from mlxrun.launch.job import JobSpec
-from mlxrun.rank.protocol import MAX_FRAME, MAX_HELLO, FrameDecoder, Hello, Kind, ProtocolError
+from mlxrun.rank.protocol import (
+    MAX_FRAME,
+    MAX_HELLO,
+    FrameDecoder,
+    Hello,
+    Kind,
+    ProtocolError,
+    encode_json,
+)
 
 Frames = list[tuple[Kind, bytes]]
 RECV_BYTES = 262144
@@ -48,6 +56,7 @@ def parse_hello(payload: bytes, token: str) -> Hello:
             int(obj["pgid"]),
             str(obj["host"]),
             str(obj["machine"]),
+            float(obj.get("clock", 0.0)),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise ProtocolError(f"malformed hello: {e}") from e
@@ -121,6 +130,13 @@ class Channel:
             peer.decoder.max_frame = MAX_FRAME
             data = b""
         return peer.decoder.feed(data)
+
+    def send(self, peer: Peer, kind: Kind, obj: object) -> None:
+        """A small request to an agent; one that cannot take it is gone or going."""
+        try:
+            peer.sock.send(encode_json(kind, obj))
+        except OSError:
+            pass
 
     def drop(self, peer: Peer) -> None:
         self.peers.pop(peer.sock.fileno(), None)

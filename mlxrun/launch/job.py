@@ -23,9 +23,12 @@ class JobSpec:
     backend: str = "ring"
     hostfile: Hostfile | None = None
     timeout: float | None = None  # seconds, then every rank is stopped
+    stall_timeout: float | None = None  # seconds without output or work: a stall (launch.stall)
 
 
-def check_settings(np: int | None, backend: str | None, timeout: float | None) -> None:
+def check_settings(
+    np: int | None, backend: str | None, timeout: float | None, stall_timeout: float | None = None
+) -> None:
     """The flags' values, before anything is read: UsageError names the flag."""
     if np is not None and np < 1:
         raise UsageError(f"--np must be at least 1 (got {np})")
@@ -33,6 +36,8 @@ def check_settings(np: int | None, backend: str | None, timeout: float | None) -
         raise UsageError(f'--backend: unknown backend "{backend}" (use {" or ".join(BACKENDS)})')
     if timeout is not None and not timeout > 0:  # also NaN
         raise UsageError(f"--timeout must be positive (got {timeout:g})")
+    if stall_timeout is not None and not stall_timeout > 0:
+        raise UsageError(f"--stall-timeout must be positive (got {stall_timeout:g})")
 
 
 def job_spec(
@@ -41,9 +46,10 @@ def job_spec(
     backend: str,
     hostfile: Path | None,
     timeout: float | None,
+    stall_timeout: float | None = None,
 ) -> JobSpec:
     """The job to launch. `np` None means one rank per host of the hostfile, else 2."""
-    check_settings(np, backend, timeout)
+    check_settings(np, backend, timeout, stall_timeout)
     hosts = load_hostfile(hostfile, backend) if hostfile is not None else None
     if hosts is not None and np is not None and np != len(hosts.hosts):
         raise UsageError(
@@ -51,4 +57,4 @@ def job_spec(
             "drop --np or edit the hostfile"
         )
     n = len(hosts.hosts) if hosts is not None else (DEFAULT_NP if np is None else np)
-    return JobSpec(command, n, backend, hosts, timeout)
+    return JobSpec(command, n, backend, hosts, timeout, stall_timeout)

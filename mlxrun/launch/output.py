@@ -22,8 +22,10 @@ def use_colour(stream: BinaryIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
-def label(rank: int, colour: bool) -> bytes:
-    text = "[launcher] " if rank == LAUNCHER else f"[rank {rank}] "
+def label(rank: int, colour: bool, at: float | None = None) -> bytes:
+    """`[rank R] `, or `[rank R +S.SSSs] ` with the time the rank wrote the line."""
+    name = "launcher" if rank == LAUNCHER else f"rank {rank}"
+    text = f"[{name}] " if at is None else f"[{name} +{at:.3f}s] "
     if not colour:
         return text.encode()
     code = 90 if rank == LAUNCHER else COLOURS[rank % len(COLOURS)]
@@ -49,12 +51,14 @@ class RankOutput:
         quiet: bool = False,
         stdout: BinaryIO | None = None,
         stderr: BinaryIO | None = None,
+        timestamps: bool = False,
     ) -> None:
         self.streams = (stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
         self.colour = tuple(use_colour(s) for s in self.streams)
         self.show_ranks = show_ranks
         self.labels = labels
         self.quiet = quiet
+        self.timestamps = timestamps
         self.log_dir = log_dir
         self._logs: dict[tuple[int, int], BinaryIO] = {}
         if log_dir is not None:
@@ -73,8 +77,9 @@ class RankOutput:
             self._logs[key] = open(self.log_dir / name, "ab")  # noqa: SIM115 - closed in close()
         return self._logs[key]
 
-    def write(self, rank: int, which: int, payload: bytes) -> None:
-        """`which` is 0 for stdout, 1 for stderr."""
+    def write(self, rank: int, which: int, payload: bytes, at: float | None = None) -> None:
+        """`which` is 0 for stdout, 1 for stderr; `at` is when the rank wrote the lines
+        (seconds since the job started), shown with timestamps on."""
         lines = split_lines(payload)
         if self.log_dir is not None:
             log = self._log(rank, which)
@@ -84,9 +89,18 @@ class RankOutput:
         if self.quiet or hidden:
             return
         stream = self.streams[which]
-        prefix = label(rank, self.colour[which]) if self.labels else b""
+        stamp = at if self.timestamps and at is not None else None
+        if self.labels:
+            prefix = label(rank, self.colour[which], stamp)
+        else:
+            prefix = b"" if stamp is None else f"[+{stamp:.3f}s] ".encode()
         stream.write(b"".join(prefix + line + b"\n" for line in lines))
         stream.flush()
+
+    def notice(self, text: str) -> None:
+        """mlxrun's own report on stderr (a stack report), unlabelled, also when quiet."""
+        self.streams[1].write(text.encode())
+        self.streams[1].flush()
 
     def close(self) -> None:
         for f in self._logs.values():

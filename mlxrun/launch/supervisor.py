@@ -8,6 +8,11 @@ The job moves through phases, each with one deadline:
 - KILLED for DRAIN_SECONDS more, to hear the last reports.
 - DRAINING: the launcher exited (its ranks are gone, or going); the agents' last frames
   are heard until they hang up, or for DRAIN_SECONDS at most.
+
+While it runs, mlxrun may ask every rank's agent what its rank is doing (an inquiry: see
+`launch.stall`): when the job has been quiet for its stall timeout (a stall, if no rank
+turns out busy), when its time limit is reached (the stacks are shown before it is
+stopped), and on SIGUSR1 or SIGQUIT (shown, and the job goes on).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -31,6 +37,7 @@ from mlxrun.launch.channel import Channel, Peer, advertised_address
 from mlxrun.launch.job import JobSpec
 from mlxrun.launch.launcher import Launch
 from mlxrun.launch.output import LAUNCHER, RankOutput, split_lines
+from mlxrun.launch.stall import Snapshot, busy, report
 from mlxrun.launch.verdict import (
     TAIL_LINES,
     JobReport,
@@ -41,11 +48,15 @@ from mlxrun.launch.verdict import (
     launcher_warning,
 )
 from mlxrun.rank import protocol
-from mlxrun.rank.protocol import Hello, Kind
+from mlxrun.rank.protocol import Hello, Kind, unstamped
 
 GRACE_SECONDS = 2.0  # SIGTERM to SIGKILL
 DRAIN_SECONDS = 2.0  # after SIGKILL, or after the launcher exits, before giving up on a rank
 TICK_SECONDS = 0.25  # the longest the loop sleeps: the victim grace and the deadlines need it
+INQUIRY_SECONDS = 12.0  # for every agent's snapshot (its tools have 5 s each)
+HEARTBEAT_SECONDS = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STACK_SIGNALS = (signal.SIGUSR1, signal.SIGQUIT)
 _ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 
 OnRecord = Callable[[RankStatus, dict[str, Any]], None]
@@ -59,14 +70,24 @@ class Phase(Enum):
     DONE = "done"
 
 
+@dataclass
+class Inquiry:
+    """Snapshots asked of the ranks' agents, and why: "stall", "timeout" or "asked"."""
+
+    why: str
+    waiting: set[int]
+    deadline: float
+    shots: list[Snapshot] = field(default_factory=list)
+
+
 @contextmanager
 def _signals_to(wake: socket.socket) -> Iterator[list[int]]:
-    """Turns SIGINT and SIGTERM into a note the event loop reads."""
+    """Turns SIGINT, SIGTERM, SIGUSR1 and SIGQUIT into notes the event loop reads."""
     received: list[int] = []
     old_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
     old = {
         s: signal.signal(s, lambda n, _f: received.append(n))
-        for s in (signal.SIGINT, signal.SIGTERM)
+        for s in (*STOP_SIGNALS, *STACK_SIGNALS)
     }
     try:
         yield received
@@ -101,6 +122,12 @@ class Supervisor:
         self.launcher_lines: dict[int, bytes] = {0: b"", 1: b""}
         self.launcher_tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.pipes_open = 2  # the launcher's stdout and stderr
+        self.peers: dict[int, Peer] = {}  # by rank, once admitted
+        self.clock_offset: dict[int, float] = {}  # job time minus the agent's stamp clock
+        self.cpu: dict[int, float] = {}  # CPU seconds each rank used, as last heard
+        self.cpu_mark: dict[int, float] = {}  # ... when the job was last active
+        self.quiet_since = time.monotonic()  # the last output or progress record
+        self.inquiry: Inquiry | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -112,11 +139,13 @@ class Supervisor:
         token = secrets.token_hex(16)
         channel = Channel(bind, dial, token, self.spec.np, self._admit)
         agent_env = {protocol.TOKEN_ENV: token, protocol.ADDRESS_ENV: channel.address}
+        if self.spec.stall_timeout is not None:
+            agent_env[protocol.HEARTBEAT_ENV] = str(HEARTBEAT_SECONDS)
         wake_r, wake_w = socket.socketpair()
         wake_w.setblocking(False)
         try:
             with Launch(self.spec, agent_env) as launch, _signals_to(wake_w) as received:
-                self.start = time.monotonic()
+                self.start = self.quiet_since = time.monotonic()
                 if self.spec.timeout is not None:
                     self.deadline = time.monotonic() + self.spec.timeout
                 launch.start()
@@ -151,7 +180,7 @@ class Supervisor:
                 return
             # Once the launcher closed its pipes, it is about to exit: look again soon.
             tick = 0.01 if self.pipes_open == 0 else TICK_SECONDS
-            wait = max(0.0, min(tick, self.deadline - time.monotonic()))
+            wait = max(0.0, min(tick, self._next_due() - time.monotonic()))
             for key, _ in sel.select(timeout=wait):
                 self._on_event(sel, key, channel)
 
@@ -159,13 +188,23 @@ class Supervisor:
         """Moves to the next phase when its condition or deadline has come."""
         now = time.monotonic()
         if self.phase is Phase.RUNNING:
-            if received:
-                why = Outcome.INTERRUPTED if received[0] == signal.SIGINT else Outcome.TERMINATED
+            stops = [s for s in received if s in STOP_SIGNALS]
+            asked = any(s in STACK_SIGNALS for s in received)
+            received[:] = stops
+            inquiry = self.inquiry
+            if stops:
+                why = Outcome.INTERRUPTED if stops[0] == signal.SIGINT else Outcome.TERMINATED
                 self._begin_stop(launch, why)
-            elif self.failures and not awaiting_root_cause(self.failures, self.now()):
+            elif self.failures and not awaiting_root_cause(self.failures, self.ranks, self.now()):
                 self._begin_stop(launch, Outcome.FAILED)
-            elif now >= self.deadline:
-                self._begin_stop(launch, Outcome.TIMEOUT)
+            elif inquiry is not None and (not inquiry.waiting or now >= inquiry.deadline):
+                self._conclude(launch, inquiry)
+            elif now >= self.deadline and (inquiry is None or inquiry.why != "timeout"):
+                self._inquire(channel, "timeout")  # the stacks first, then the stop
+            elif inquiry is None and self._quiet_for_too_long(now):
+                self._inquire(channel, "stall")
+            elif inquiry is None and asked:
+                self._inquire(channel, "asked")
             elif not channel.peers and all(r.returncode == 0 for r in self.ranks):
                 self.phase = Phase.DONE  # the launcher's own exit would add only latency
                 return
@@ -179,6 +218,57 @@ class Supervisor:
         if self.phase in (Phase.KILLED, Phase.DRAINING):
             if (exited and not channel.peers) or now >= self.deadline:
                 self.phase = Phase.DONE
+
+    def _next_due(self) -> float:
+        """When the loop must look again at the latest, whatever it hears."""
+        if self.phase is not Phase.RUNNING:
+            return self.deadline
+        if self.inquiry is not None:
+            return self.inquiry.deadline
+        due = self.deadline
+        if self.spec.stall_timeout is not None:
+            due = min(due, self.quiet_since + self.spec.stall_timeout)
+        return due
+
+    # -- inquiries ------------------------------------------------------------
+
+    def _quiet_for_too_long(self, now: float) -> bool:
+        stall = self.spec.stall_timeout
+        return stall is not None and now - self.quiet_since >= stall
+
+    def _active(self) -> None:
+        """A rank wrote output or a progress record: the job is not stalled."""
+        self.quiet_since = time.monotonic()
+        self.cpu_mark = dict(self.cpu)
+
+    def _inquire(self, channel: Channel, why: str) -> None:
+        """Asks every rank still running what it is doing (an upgrade, if one is open)."""
+        if self.inquiry is not None:
+            self.inquiry.why = why
+            return
+        asked = {r.rank for r in self.ranks if r.rank in self.peers and not r.ended}
+        for rank in asked:
+            channel.send(self.peers[rank], Kind.REQUEST, {"stack": True})
+        self.inquiry = Inquiry(why, asked, time.monotonic() + INQUIRY_SECONDS)
+
+    def _conclude(self, launch: Launch, inquiry: Inquiry) -> None:
+        self.inquiry = None
+        silent = sorted(inquiry.waiting)
+        if inquiry.why == "asked":
+            self.output.notice(report("stacks on request (the job goes on)", inquiry.shots, silent))
+        elif inquiry.why == "timeout":
+            title = f"timed out after {self.spec.timeout:g} s; where every rank was"
+            self.output.notice(report(title, inquiry.shots, silent))
+            self._begin_stop(launch, Outcome.TIMEOUT)
+        else:
+            window = time.monotonic() - self.quiet_since
+            working = [s for s in inquiry.shots if busy(s, self.cpu_mark.get(s.rank, 0.0), window)]
+            if working:
+                self._active()  # a rank computes without a word: not a stall
+                return
+            title = f"stalled: for {self.spec.stall_timeout:g} s no rank wrote output or did work"
+            self.output.notice(report(title, inquiry.shots, silent))
+            self._begin_stop(launch, Outcome.STALLED)
 
     def _begin_stop(self, launch: Launch, why: Outcome) -> None:
         self.stop_reason = why
@@ -225,6 +315,8 @@ class Supervisor:
                 self._ended(self.ranks[peer.hello.rank], None, lost=True)
             return
         assert peer.hello is not None or not frames
+        if peer.hello is not None:
+            self.peers[peer.hello.rank] = peer
         for kind, payload in frames:
             self._on_frame(peer, self.ranks[peer.hello.rank], kind, payload)  # type: ignore[union-attr]
 
@@ -235,17 +327,27 @@ class Supervisor:
         rank = self.ranks[hello.rank]
         rank.connected, rank.host, rank.pid, rank.pgid = True, hello.host, hello.pid, hello.pgid
         rank.local = hello.machine == self.machine
+        self.clock_offset[hello.rank] = self.now() - hello.clock
         return True
 
     def _on_frame(self, peer: Peer, rank: RankStatus, kind: Kind, payload: bytes) -> None:
-        if kind is Kind.STDOUT:
-            self.output.write(rank.rank, 0, payload)
-        elif kind is Kind.STDERR:
-            self.output.write(rank.rank, 1, payload)
-            rank.heard_stderr([line.decode(errors="replace") for line in split_lines(payload)])
+        if kind in (Kind.STDOUT, Kind.STDERR):
+            stamp, lines = unstamped(payload)
+            at = stamp + self.clock_offset.get(rank.rank, 0.0)
+            self.output.write(rank.rank, 0 if kind is Kind.STDOUT else 1, lines, at)
+            if kind is Kind.STDERR:
+                rank.heard_stderr([line.decode(errors="replace") for line in split_lines(lines)])
+            self._active()
         elif kind is Kind.RESULT:
             for line in split_lines(payload):
                 self._on_record(rank, line)
+        elif kind is Kind.HEARTBEAT:
+            self.cpu[rank.rank] = float(json.loads(payload)["cpu"])
+        elif kind is Kind.STACK:
+            if self.inquiry is not None and rank.rank in self.inquiry.waiting:
+                shot = Snapshot.from_record(rank.rank, rank.host, json.loads(payload))
+                self.inquiry.shots.append(shot)
+                self.inquiry.waiting.discard(rank.rank)
         elif kind is Kind.EXIT:
             peer.exited = True
             self._ended(rank, int(json.loads(payload)["returncode"]))
@@ -256,6 +358,8 @@ class Supervisor:
         except ValueError:
             return  # not from mlxrun's worker; a user's script may write anything there
         if isinstance(record, dict):
+            if "progress" in record:
+                self._active()
             rank.results.append(record)
             if self.on_record is not None:
                 self.on_record(rank, record)
@@ -287,3 +391,5 @@ class Supervisor:
         rank.stopped = self.stop_reason is not None
         if rank.failed and not rank.stopped:
             self.failures.append(rank)
+        if self.inquiry is not None:
+            self.inquiry.waiting.discard(rank.rank)

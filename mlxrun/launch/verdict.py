@@ -33,6 +33,7 @@ class Outcome(Enum):
     OK = "ok"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    STALLED = "stalled"
     INTERRUPTED = "interrupted"
     TERMINATED = "terminated"
 
@@ -45,6 +46,7 @@ _EXIT_CODES = {
     Outcome.OK: ExitCode.OK,
     Outcome.FAILED: ExitCode.RANK_FAILED,
     Outcome.TIMEOUT: ExitCode.TIMEOUT,
+    Outcome.STALLED: ExitCode.TIMEOUT,
     Outcome.INTERRUPTED: ExitCode.INTERRUPTED,
     Outcome.TERMINATED: ExitCode.TERMINATED,
 }
@@ -99,12 +101,27 @@ def launcher_warning(line: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def awaiting_root_cause(failures: Sequence[RankStatus], now: float) -> bool:
+def awaiting_root_cause(
+    failures: Sequence[RankStatus], ranks: Sequence[RankStatus], now: float
+) -> bool:
     """True while every failure so far is a rank that lost a peer, for a short while: the
     peer that died first is then still exiting, and it is the root cause to report."""
     if not failures or not all(r.lost_a_peer for r in failures):
         return False
+    if left_early(failures, ranks) is not None:
+        return False  # the cause is known already
     return now - (failures[0].ended_at or 0.0) < VICTIM_GRACE_SECONDS
+
+
+def left_early(failures: Sequence[RankStatus], ranks: Sequence[RankStatus]) -> RankStatus | None:
+    """The first rank that exited 0 before the first failure, when every failure is a rank
+    that lost a peer: it left while the others still needed it (`os._exit(0)` before a
+    collective), and they failed for it."""
+    if not failures or not all(r.lost_a_peer for r in failures):
+        return None
+    first = min(r.ended_at or 0.0 for r in failures)
+    gone = [r for r in ranks if r.returncode == 0 and (r.ended_at or 0.0) <= first]
+    return min(gone, key=lambda r: r.ended_at or 0.0) if gone else None
 
 
 def decide(
@@ -122,6 +139,13 @@ def decide(
     failed = list(failures) or [r for r in ranks if r.failed]
     if not failed:
         return JobReport(Outcome.OK, ranks, seconds, launcher_tail=launcher_tail)
+    leaver = left_early(failed, ranks)
+    if leaver is not None:
+        reason = (
+            f"rank {leaver.rank} exited with code 0 while the other ranks still needed it "
+            "(they lost their peer)"
+        )
+        return JobReport(Outcome.FAILED, ranks, seconds, leaver, reason, launcher_tail)
     root = next((r for r in failed if not r.lost_a_peer), failed[0])
     return JobReport(Outcome.FAILED, ranks, seconds, root, describe_end(root), launcher_tail)
 

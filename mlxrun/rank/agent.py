@@ -26,42 +26,62 @@ from typing import IO, Any, Union
 
 from mlxrun.rank.protocol import (
     ADDRESS_ENV,
+    HEARTBEAT_ENV,
     RESULT_FD_ENV,
     TOKEN_ENV,
+    FrameDecoder,
     Kind,
     encode,
     encode_json,
     machine_id,
     rank_from_env,
     split_address,
+    stamped,
 )
 
 MAX_LINE = 1024 * 1024  # a longer line is relayed in pieces rather than held without bound
 CHUNK = 65536
 STRAGGLER_SECONDS = 1.0  # how long to keep reading after the child exited
+TICK_SECONDS = 0.2
+_STARTED = time.monotonic()
+
+
+def clock() -> float:
+    """The agent's stamp clock: seconds since it started (mlxrun maps it to the job's)."""
+    return time.monotonic() - _STARTED
 
 
 class Relay:
-    """Cuts one of the child's streams into whole lines and sends them as frames."""
+    """Cuts one of the child's streams into whole lines and sends them as frames; output
+    frames carry the time their bytes were read."""
 
-    def __init__(self, sock: socket.socket, kind: Kind) -> None:
+    def __init__(self, sock: socket.socket, kind: Kind, stamp: bool = True) -> None:
         self.sock = sock
         self.kind = kind
+        self.stamp = stamp
         self.pending = b""
+        self.read_at = 0.0  # when the pending bytes were read
 
     def feed(self, data: bytes) -> None:
+        now = clock()
+        if not self.pending:
+            self.read_at = now
         buf = self.pending + data
         cut = buf.rfind(b"\n") + 1
         if cut == 0 and len(buf) >= MAX_LINE:
             cut = len(buf)
         if cut:
-            self.sock.sendall(encode(self.kind, buf[:cut]))
+            self._send(buf[:cut], self.read_at)
+            self.read_at = now
         self.pending = buf[cut:]
 
     def close(self) -> None:
         if self.pending:
-            self.sock.sendall(encode(self.kind, self.pending))
+            self._send(self.pending, self.read_at)
             self.pending = b""
+
+    def _send(self, lines: bytes, at: float) -> None:
+        self.sock.sendall(encode(self.kind, stamped(at, lines) if self.stamp else lines))
 
 
 def connect() -> socket.socket:
@@ -76,6 +96,7 @@ def connect() -> socket.socket:
         "pgid": os.getpgid(0),
         "host": socket.gethostname(),
         "machine": machine_id(),
+        "clock": clock(),
     }
     sock.sendall(encode_json(Kind.HELLO, hello))
     return sock
@@ -200,6 +221,38 @@ def start_child(argv: list[str], result_w: int, sock: socket.socket, result_r: i
     )
 
 
+class Requests:
+    """What mlxrun asks of this agent: heartbeats of the rank's CPU time (when the job has
+    a stall watchdog) and snapshots of what the rank is doing."""
+
+    def __init__(self, sock: socket.socket, child: Child) -> None:
+        self.sock, self.child = sock, child
+        self.decoder = FrameDecoder()
+        every = os.environ.get(HEARTBEAT_ENV)
+        self.every = float(every) if every else None
+        self.next_beat = time.monotonic()
+
+    def on_readable(self) -> bool:
+        """Reads mlxrun's frames; False when mlxrun hung up."""
+        data = self.sock.recv(4096)
+        if not data:
+            return False
+        for kind, _payload in self.decoder.feed(data):
+            if kind is Kind.REQUEST:
+                from mlxrun.rank.snapshot import snapshot  # only when a stack is asked for
+
+                self.sock.sendall(encode_json(Kind.STACK, snapshot(self.child.pid)))
+        return True
+
+    def beat(self) -> None:
+        if self.every is None or time.monotonic() < self.next_beat or self.child.poll() is not None:
+            return
+        from mlxrun.rank.snapshot import cpu_seconds
+
+        self.sock.sendall(encode_json(Kind.HEARTBEAT, {"cpu": cpu_seconds(self.child.pid)}))
+        self.next_beat = time.monotonic() + self.every
+
+
 def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
     """Relays until the child's streams close; False if mlxrun went away."""
     assert child.stdout is not None and child.stderr is not None
@@ -212,16 +265,18 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
         sel.register(fd, selectors.EVENT_READ)
     sel.register(result_r, selectors.EVENT_READ)
     sel.register(sock, selectors.EVENT_READ)
-    results = Relay(sock, Kind.RESULT)
+    results = Relay(sock, Kind.RESULT, stamp=False)
+    requests = Requests(sock, child)
     exited_at: float | None = None
     while len(sel.get_map()) > 1:
         if exited_at is None and child.poll() is not None:
             exited_at = time.monotonic()
         if exited_at is not None and time.monotonic() - exited_at > STRAGGLER_SECONDS:
             break  # a grandchild holds the pipes open; the child is what we report on
-        for key, _ in sel.select(timeout=0.2):
+        requests.beat()
+        for key, _ in sel.select(timeout=TICK_SECONDS):
             if key.fileobj is sock:
-                if not sock.recv(1):
+                if not requests.on_readable():
                     return False
                 continue
             fd = int(key.fd)
@@ -262,9 +317,8 @@ def main(argv: list[str]) -> int:
     try:
         child = start_child(argv, result_w, sock, result_r)
     except OSError as e:
-        sock.sendall(
-            encode(Kind.STDERR, f"mlxrun: cannot start {argv[0]}: {e.strerror}\n".encode())
-        )
+        message = f"mlxrun: cannot start {argv[0]}: {e.strerror}\n".encode()
+        sock.sendall(encode(Kind.STDERR, stamped(clock(), message)))
         sock.sendall(encode_json(Kind.EXIT, {"returncode": 127}))
         return 127
     os.close(result_w)

@@ -67,6 +67,42 @@ def processes() -> Iterator[Process]:
         yield Process(int(entry.name), cmdline.strip(), environ, state, int(ppid))
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state is the first)."""
+    return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def parent_map() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    parents: dict[int, int] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat_fields(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return parents
+
+
+def cpu_ticks(pid: int) -> int:
+    """Clock ticks of CPU (user + system) the process has used, all its threads; 0 if gone."""
+    try:
+        fields = _stat_fields(pid)
+        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def state_and_wchan(pid: int) -> tuple[str, str]:
+    """The process state (R, S, D, ...) and the kernel function it waits in."""
+    try:
+        code = _stat_fields(pid)[0]
+        wchan = (PROC / str(pid) / "wchan").read_text().strip()
+    except (OSError, IndexError):
+        return "gone", ""
+    return code, wchan
+
+
 def socket_owners(inodes: set[str]) -> dict[str, str]:
     """Socket inode -> "pid N (name)" of the process holding it, for those found."""
     owners: dict[str, str] = {}

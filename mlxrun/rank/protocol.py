@@ -6,8 +6,10 @@ different ranks together, so every rank's agent reports to mlxrun over a
 connection of its own (mlxrun's end is `launch.channel`). A peer is heard only
 after its first frame, a hello, carries the job's random token.
 
-A frame is a 5-byte header (kind, payload length) followed by the payload.
-This module is imported on every rank: it uses the standard library only.
+A frame is a 5-byte header (kind, payload length) followed by the payload. Output frames
+start with the time the agent read them (8 bytes, seconds since the agent started), so that
+mlxrun can show when a rank wrote each line. This module is imported on every rank: it uses
+the standard library only.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ TOKEN_ENV = "MLXRUN_TOKEN"  # the job's secret: the agent's hello carries it
 ADDRESS_ENV = "MLXRUN_CHANNEL"  # host:port of mlxrun's listening socket
 RESULT_FD_ENV = "MLXRUN_RESULT_FD"  # the pipe a rank's program writes JSON records to
 RANK_ENV = "MLXRUN_RANK"  # set by mlxrun where no launcher sets a rank (one rank)
+HEARTBEAT_ENV = "MLXRUN_HEARTBEAT"  # seconds between the agent's CPU-time reports, if set
+STAMP = struct.Struct("!d")
 
 
 class Kind(IntEnum):
-    HELLO = 1  # JSON: token, rank, pid, pgid, host, machine
-    STDOUT = 2  # one or more whole lines (a last line may lack its newline)
+    HELLO = 1  # JSON: token, rank, pid, pgid, host, machine, clock
+    STDOUT = 2  # a stamp, then one or more whole lines (a last line may lack its newline)
     STDERR = 3
     RESULT = 4  # JSON written by mlxrun's worker
     EXIT = 5  # JSON: returncode (negative: killed by that signal)
+    HEARTBEAT = 6  # JSON: cpu (seconds the rank's processes have used so far)
+    STACK = 7  # JSON: what the rank is doing (rank.snapshot), as asked
+    REQUEST = 8  # mlxrun to the agent, JSON: {"stack": true} asks for a STACK
 
 
 class ProtocolError(Exception):
@@ -76,12 +83,24 @@ class FrameDecoder:
         return frames
 
 
+def stamped(seconds: float, lines: bytes) -> bytes:
+    return STAMP.pack(seconds) + lines
+
+
+def unstamped(payload: bytes) -> tuple[float, bytes]:
+    """(seconds, lines) of an output frame's payload."""
+    if len(payload) < STAMP.size:
+        raise ProtocolError("output frame without its time stamp")
+    return STAMP.unpack_from(payload)[0], payload[STAMP.size :]
+
+
 class Hello(NamedTuple):  # not a dataclass: `dataclasses` costs every agent 15 ms to import
     rank: int
     pid: int
     pgid: int
     host: str
     machine: str
+    clock: float = 0.0  # the agent's stamp clock when it said hello
 
 
 def machine_id() -> str:

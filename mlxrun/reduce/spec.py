@@ -35,6 +35,7 @@ class JobSettings:
     backend: str = "ring"
     hostfile: Path | None = None
     timeout: float | None = None
+    stall_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ class Spec:
         backend: str | None = None,
         hostfile: Path | None = None,
         timeout: float | None = None,
+        stall_timeout: float | None = None,
     ) -> Spec:
         """Command-line flags win over the file."""
-        check_settings(np, backend, timeout)
+        check_settings(np, backend, timeout, stall_timeout)
         job = self.job
         if np is not None:
             job = replace(job, np=np)
@@ -62,6 +64,8 @@ class Spec:
             job = replace(job, hostfile=hostfile)
         if timeout is not None:
             job = replace(job, timeout=timeout)
+        if stall_timeout is not None:
+            job = replace(job, stall_timeout=stall_timeout)
         return replace(self, job=job)
 
 
@@ -126,13 +130,16 @@ SYNONYMS = {
 
 
 def _job(file: str, raw: Any, base: Path) -> JobSettings:
-    t = _Table(file, "job", raw, ("name", "np", "backend", "hostfile", "timeout"))
+    t = _Table(file, "job", raw, ("name", "np", "backend", "hostfile", "timeout", "stall_timeout"))
     np = t.get("np", int)
     if np is not None and np < 1:
         raise t.error("np", f"must be at least 1 (got {np})")
     timeout = t.get("timeout", (int, float))
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not timeout > 0:
         raise t.error("timeout", f"must be positive (got {timeout})")
+    stall = t.get("stall_timeout", (int, float))
+    if stall is not None and not stall > 0:
+        raise t.error("stall_timeout", f"must be positive (got {stall})")
     hostfile = t.get("hostfile", str)
     return JobSettings(
         name=t.get("name", str, "job"),
@@ -140,6 +147,7 @@ def _job(file: str, raw: Any, base: Path) -> JobSettings:
         backend=t.choice("backend", BACKENDS, "ring") or "ring",
         hostfile=base / hostfile if hostfile else None,
         timeout=float(timeout) if timeout is not None else None,
+        stall_timeout=float(stall) if stall is not None else None,
     )
 
 
@@ -260,6 +268,7 @@ np = 2                      # processes (ranks)
 backend = "ring"            # ring | mpi
 # hostfile = "hosts.json"   # several machines: an mlx.launch hostfile
 # timeout = 600             # seconds, then every rank is stopped (exit 124)
+# stall_timeout = 60        # no output and no work for this long: stacks, then stop (124)
 
 [data]
 # path = "numbers.txt"      # .txt/.csv/.tsv text, .npy, .npz, .safetensors

@@ -31,11 +31,26 @@ def test_a_rank_that_lost_its_peer_is_not_the_root_cause() -> None:
 
 
 def test_mlxrun_waits_a_moment_for_the_peer_that_died_first() -> None:
-    victim = ended(0, 1, at=1.0, victim=True)
-    assert awaiting_root_cause([victim], now=1.0 + VICTIM_GRACE_SECONDS / 2)
-    assert not awaiting_root_cause([victim], now=1.0 + VICTIM_GRACE_SECONDS)
-    assert not awaiting_root_cause([ended(0, 1, at=1.0)], now=1.0)  # a real failure
-    assert not awaiting_root_cause([], now=1.0)
+    victim, peer = ended(0, 1, at=1.0, victim=True), RankStatus(1, connected=True)
+    ranks = [victim, peer]
+    assert awaiting_root_cause([victim], ranks, now=1.0 + VICTIM_GRACE_SECONDS / 2)
+    assert not awaiting_root_cause([victim], ranks, now=1.0 + VICTIM_GRACE_SECONDS)
+    real = ended(0, 1, at=1.0)
+    assert not awaiting_root_cause([real], [real, peer], now=1.0)  # a real failure
+    assert not awaiting_root_cause([], ranks, now=1.0)
+
+
+def test_a_rank_that_left_early_is_the_cause_of_its_peers_loss() -> None:
+    leaver = ended(1, 0, at=0.5)
+    victim = ended(0, 1, at=0.6, victim=True)
+    assert not awaiting_root_cause([victim], [victim, leaver], now=0.6)  # known already
+    report = decide(None, [victim, leaver], [victim], 1.0, [])
+    assert report.root_cause is leaver
+    assert report.reason == (
+        "rank 1 exited with code 0 while the other ranks still needed it (they lost their peer)"
+    )
+    later = ended(1, 0, at=0.7)  # exited after the failure: not the cause
+    assert decide(None, [victim, later], [victim], 1.0, []).root_cause is victim
 
 
 def test_only_victims_then_the_first_is_named() -> None:

@@ -10,18 +10,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlxrun.rank.agent import MAX_LINE, Relay
-from mlxrun.rank.protocol import FrameDecoder, Kind
+from mlxrun.rank.protocol import FrameDecoder, Kind, unstamped
 
 
 def relayed(pieces: list[bytes]) -> list[bytes]:
     """The frames' payloads a Relay sends for these reads, then its close."""
     a, b = socket.socketpair()
     payloads: list[bytes] = []
+    stamps: list[float] = []
 
     def read() -> None:  # as mlxrun does, while the agent sends: a full socket would block it
         decoder = FrameDecoder()
         while data := b.recv(65536):
-            payloads.extend(p for kind, p in decoder.feed(data) if kind is Kind.STDOUT)
+            for kind, payload in decoder.feed(data):
+                if kind is Kind.STDOUT:
+                    stamps.append(unstamped(payload)[0])
+                    payloads.append(unstamped(payload)[1])
 
     with a, b:
         b.settimeout(10)
@@ -34,6 +38,7 @@ def relayed(pieces: list[bytes]) -> list[bytes]:
         a.shutdown(socket.SHUT_WR)
         reader.join(timeout=10)
         assert not reader.is_alive()
+    assert stamps == sorted(stamps)  # when each frame's bytes were read, in order
     return payloads
 
 
