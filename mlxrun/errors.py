@@ -10,8 +10,10 @@ class ExitCode(IntEnum):
     OK = 0
     RANK_FAILED = 1
     USAGE = 2
-    TIMEOUT = 124
+    TIMEOUT = 124  # also a stall
+    HUNG_UP = 129  # SIGHUP
     INTERRUPTED = 130
+    OUTPUT_CLOSED = 141  # stdout's reader went away, as SIGPIPE would say
     TERMINATED = 143
 
 

@@ -29,7 +29,7 @@ from mlxrun.launch.hostfile import Hostfile, load_hostfile
 from mlxrun.launch.job import JobSpec
 from mlxrun.launch.launcher import base_env, python_bin_dir
 from mlxrun.launch.output import RankOutput
-from mlxrun.launch.ports import reserve_ports
+from mlxrun.launch.ports import port_is_free, reserve_ports
 from mlxrun.launch.supervisor import Supervisor
 from mlxrun.launch.verdict import JobReport, Outcome, describe_end
 from mlxrun.rank import procfs
@@ -256,13 +256,7 @@ def _holders(ports: range) -> dict[int, str]:
 def _port_block(opts: Options) -> Check:
     start = opts.port if opts.port is not None else MLX_LAUNCH_PORT
     ports = range(start, start + opts.np)
-    busy = []
-    for port in ports:
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                busy.append(port)
+    busy = [port for port in ports if not port_is_free(port)]
     if not busy:
         return Check("port block", OK, f"ports {start}-{ports[-1]} are free")
     holders = _holders(ports)

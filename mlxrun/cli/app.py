@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every rank succeeded; 1 a rank failed; 2 usage or input error; "
-    "124 timed out or stalled; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+    "124 timed out or stalled; 129 hung up (SIGHUP); 130 interrupted (Ctrl-C); "
+    "141 stdout closed by its reader; 143 terminated (SIGTERM)."
 )
 
 app = typer.Typer(
@@ -56,9 +57,17 @@ def err_console() -> Console:
 
 
 def out_console() -> Console:
+    """stdout's console. On a closed stdout rich would exit with 1 (Console.on_broken_pipe),
+    which means "a rank failed" here: it raises BrokenPipeError instead, and main() exits
+    with its own code for it."""
     from rich.console import Console
 
-    return Console()
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipeAwareConsole()
 
 
 def load_display() -> None:
@@ -382,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except (KeyboardInterrupt, typer.Abort):
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # `mlxrun sum big.txt | head`: the reader has what it wanted
+        return ExitCode.OUTPUT_CLOSED
     except Exception as e:  # noqa: BLE001 - the last line of defence
         if _is_click_error(e):
             return _show_click_error(e)

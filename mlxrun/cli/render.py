@@ -65,6 +65,10 @@ def verdict(report: JobReport, timeout: float | None) -> str:
         return "Interrupted: every rank was stopped"
     if report.outcome is Outcome.TERMINATED:
         return "Terminated: every rank was stopped"
+    if report.outcome is Outcome.HUNG_UP:
+        return "Hung up (SIGHUP: the terminal or session closed): every rank was stopped"
+    if report.outcome is Outcome.OUTPUT_CLOSED:
+        return "mlxrun: stdout was closed by its reader; every rank was stopped"
     return f"ok: {len(report.ranks)} ranks finished in {report.seconds:.2f} s"
 
 

@@ -59,6 +59,7 @@ class RankOutput:
         self.labels = labels
         self.quiet = quiet
         self.timestamps = timestamps
+        self.broken = False  # a stream's reader went away (`mlxrun ... | head`)
         self.log_dir = log_dir
         self._logs: dict[tuple[int, int], BinaryIO] = {}
         if log_dir is not None:
@@ -89,18 +90,26 @@ class RankOutput:
         if self.quiet or hidden:
             return
         stream = self.streams[which]
+        if self.broken:
+            return
         stamp = at if self.timestamps and at is not None else None
         if self.labels:
             prefix = label(rank, self.colour[which], stamp)
         else:
             prefix = b"" if stamp is None else f"[+{stamp:.3f}s] ".encode()
-        stream.write(b"".join(prefix + line + b"\n" for line in lines))
-        stream.flush()
+        try:
+            stream.write(b"".join(prefix + line + b"\n" for line in lines))
+            stream.flush()
+        except BrokenPipeError:
+            self.broken = True  # the job is stopped: nobody reads its lines any more
 
     def notice(self, text: str) -> None:
         """mlxrun's own report on stderr (a stack report), unlabelled, also when quiet."""
-        self.streams[1].write(text.encode())
-        self.streams[1].flush()
+        try:
+            self.streams[1].write(text.encode())
+            self.streams[1].flush()
+        except BrokenPipeError:
+            self.broken = True
 
     def close(self) -> None:
         for f in self._logs.values():

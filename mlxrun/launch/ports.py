@@ -48,8 +48,11 @@ class PortBlock:
         self.release()
 
 
-def _port_is_free(port: int, host: str) -> bool:
+def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
+    """Nothing listens on the port or holds it bound. A port that only has connections in
+    TIME_WAIT is free: SO_REUSEADDR binds over them, as MLX's ring does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -91,7 +94,7 @@ def _try_block(start: int, count: int, host: str) -> PortBlock | None:
             block.release()
             return None
         block._releases.append(release)
-        if not _port_is_free(port, host):
+        if not port_is_free(port, host):
             block.release()
             return None
     return block

@@ -47,7 +47,7 @@ from mlxrun.launch.verdict import (
     decide,
     launcher_warning,
 )
-from mlxrun.rank import protocol
+from mlxrun.rank import protocol, snapshot
 from mlxrun.rank.protocol import Hello, Kind, unstamped
 
 GRACE_SECONDS = 2.0  # SIGTERM to SIGKILL
@@ -55,11 +55,16 @@ DRAIN_SECONDS = 2.0  # after SIGKILL, or after the launcher exits, before giving
 TICK_SECONDS = 0.25  # the longest the loop sleeps: the victim grace and the deadlines need it
 INQUIRY_SECONDS = 12.0  # for every agent's snapshot (its tools have 5 s each)
 HEARTBEAT_SECONDS = 1.0
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: a closed terminal
 STACK_SIGNALS = (signal.SIGUSR1, signal.SIGQUIT)
 _ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 
 OnRecord = Callable[[RankStatus, dict[str, Any]], None]
+STOPPED_BY: dict[int, Outcome] = {
+    signal.SIGINT: Outcome.INTERRUPTED,
+    signal.SIGTERM: Outcome.TERMINATED,
+    signal.SIGHUP: Outcome.HUNG_UP,
+}
 
 
 class Phase(Enum):
@@ -128,6 +133,7 @@ class Supervisor:
         self.cpu_mark: dict[int, float] = {}  # ... when the job was last active
         self.quiet_since = time.monotonic()  # the last output or progress record
         self.inquiry: Inquiry | None = None
+        self.launcher_pid: int | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -137,7 +143,8 @@ class Supervisor:
     def run(self) -> JobReport:
         bind, dial = advertised_address(self.spec)
         token = secrets.token_hex(16)
-        channel = Channel(bind, dial, token, self.spec.np, self._admit)
+        sel = selectors.DefaultSelector()
+        channel = Channel(bind, dial, token, self.spec.np, self._admit, sel)
         agent_env = {protocol.TOKEN_ENV: token, protocol.ADDRESS_ENV: channel.address}
         if self.spec.stall_timeout is not None:
             agent_env[protocol.HEARTBEAT_ENV] = str(HEARTBEAT_SECONDS)
@@ -149,12 +156,14 @@ class Supervisor:
                 if self.spec.timeout is not None:
                     self.deadline = time.monotonic() + self.spec.timeout
                 launch.start()
+                self.launcher_pid = launch.proc.pid if launch.proc else None
                 if self.while_starting is not None:
                     self.while_starting()
-                self._loop(launch, channel, wake_r, received)
+                self._loop(launch, channel, sel, wake_r, received)
                 self._signal_all(launch, signal.SIGKILL)
         finally:
             channel.close()
+            sel.close()
             wake_r.close()
             wake_w.close()
             self.output.close()
@@ -166,11 +175,14 @@ class Supervisor:
         )
 
     def _loop(
-        self, launch: Launch, channel: Channel, wake: socket.socket, received: list[int]
+        self,
+        launch: Launch,
+        channel: Channel,
+        sel: selectors.BaseSelector,
+        wake: socket.socket,
+        received: list[int],
     ) -> None:
         assert launch.proc is not None and launch.proc.stdout and launch.proc.stderr
-        sel = selectors.DefaultSelector()
-        sel.register(channel.server, selectors.EVENT_READ, "accept")
         sel.register(wake, selectors.EVENT_READ, "wake")
         sel.register(launch.proc.stdout, selectors.EVENT_READ, 0)
         sel.register(launch.proc.stderr, selectors.EVENT_READ, 1)
@@ -183,6 +195,8 @@ class Supervisor:
             wait = max(0.0, min(tick, self._next_due() - time.monotonic()))
             for key, _ in sel.select(timeout=wait):
                 self._on_event(sel, key, channel)
+            for stranger in channel.overdue():
+                channel.drop(stranger)
 
     def _advance(self, launch: Launch, channel: Channel, received: list[int]) -> None:
         """Moves to the next phase when its condition or deadline has come."""
@@ -193,8 +207,9 @@ class Supervisor:
             received[:] = stops
             inquiry = self.inquiry
             if stops:
-                why = Outcome.INTERRUPTED if stops[0] == signal.SIGINT else Outcome.TERMINATED
-                self._begin_stop(launch, why)
+                self._begin_stop(launch, STOPPED_BY[stops[0]])
+            elif self.output.broken:
+                self._begin_stop(launch, Outcome.OUTPUT_CLOSED)  # `| head` has what it wanted
             elif self.failures and not awaiting_root_cause(self.failures, self.ranks, self.now()):
                 self._begin_stop(launch, Outcome.FAILED)
             elif inquiry is not None and (not inquiry.waiting or now >= inquiry.deadline):
@@ -205,7 +220,7 @@ class Supervisor:
                 self._inquire(channel, "stall")
             elif inquiry is None and asked:
                 self._inquire(channel, "asked")
-            elif not channel.peers and all(r.returncode == 0 for r in self.ranks):
+            elif not channel.agents and all(r.returncode == 0 for r in self.ranks):
                 self.phase = Phase.DONE  # the launcher's own exit would add only latency
                 return
         elif self.phase is Phase.STOPPING and now >= self.deadline:
@@ -216,7 +231,7 @@ class Supervisor:
             # Agents normally hang up before the launcher exits; MPI ranks may linger.
             self.phase, self.deadline = Phase.DRAINING, now + DRAIN_SECONDS
         if self.phase in (Phase.KILLED, Phase.DRAINING):
-            if (exited and not channel.peers) or now >= self.deadline:
+            if (exited and not channel.agents) or now >= self.deadline:
                 self.phase = Phase.DONE
 
     def _next_due(self) -> float:
@@ -292,9 +307,7 @@ class Supervisor:
     ) -> None:
         tag: Any = key.data
         if tag == "accept":
-            peer = channel.accept()
-            if peer is not None:
-                sel.register(peer.sock, selectors.EVENT_READ, peer)
+            channel.accept()
         elif tag == "wake":
             key.fileobj.recv(512)  # type: ignore[union-attr]
         elif tag in (0, 1):
@@ -304,12 +317,11 @@ class Supervisor:
                 self.pipes_open -= 1
             self._on_launcher_output(tag, data)
         else:
-            self._on_peer(sel, channel, tag)
+            self._on_peer(channel, tag)
 
-    def _on_peer(self, sel: selectors.BaseSelector, channel: Channel, peer: Peer) -> None:
+    def _on_peer(self, channel: Channel, peer: Peer) -> None:
         frames = channel.receive(peer)
         if frames is None:
-            sel.unregister(peer.sock)
             channel.drop(peer)
             if peer.hello is not None and not peer.exited:
                 self._ended(self.ranks[peer.hello.rank], None, lost=True)
@@ -326,9 +338,23 @@ class Supervisor:
             return False
         rank = self.ranks[hello.rank]
         rank.connected, rank.host, rank.pid, rank.pgid = True, hello.host, hello.pid, hello.pgid
-        rank.local = hello.machine == self.machine
+        # Its process group is signalled at the end: only if that group is the job's own.
+        rank.local = hello.machine == self.machine and self._started_by_us(hello)
         self.clock_offset[hello.rank] = self.now() - hello.clock
         return True
+
+    def _started_by_us(self, hello: Hello) -> bool:
+        """Whether the hello's process is one of the launcher's (or the launcher itself)
+        and leads or shares the group it names: a token holder cannot make mlxrun signal
+        anyone else's processes."""
+        if self.launcher_pid is None or hello.pgid <= 1:
+            return False
+        try:
+            if os.getpgid(hello.pid) != hello.pgid:
+                return False
+        except OSError:
+            return False
+        return hello.pid in snapshot.tree(self.launcher_pid)
 
     def _on_frame(self, peer: Peer, rank: RankStatus, kind: Kind, payload: bytes) -> None:
         if kind in (Kind.STDOUT, Kind.STDERR):

@@ -36,6 +36,8 @@ class Outcome(Enum):
     STALLED = "stalled"
     INTERRUPTED = "interrupted"
     TERMINATED = "terminated"
+    HUNG_UP = "hung up"  # SIGHUP: the terminal or ssh session went away
+    OUTPUT_CLOSED = "output closed"  # whoever read mlxrun's stdout stopped (`| head`)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -49,6 +51,8 @@ _EXIT_CODES = {
     Outcome.STALLED: ExitCode.TIMEOUT,
     Outcome.INTERRUPTED: ExitCode.INTERRUPTED,
     Outcome.TERMINATED: ExitCode.TERMINATED,
+    Outcome.HUNG_UP: ExitCode.HUNG_UP,
+    Outcome.OUTPUT_CLOSED: ExitCode.OUTPUT_CLOSED,
 }
 
 

@@ -293,13 +293,23 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
 
 
 def stop_child(child: Child) -> None:
-    if child.poll() is None:
-        child.terminate()
+    """SIGTERM to the child and everything it started, SIGKILL to what is left 2 s later:
+    a rank's own children must not outlive it (on a remote host nobody else would stop
+    them). The family is taken first: once the child is gone, its children are not."""
+    from mlxrun.rank.snapshot import tree
+
+    family = tree(child.pid) if child.poll() is None else []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in family:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass  # gone already
         try:
             child.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            pass
+    child.wait()
 
 
 def main(argv: list[str]) -> int:
@@ -314,6 +324,19 @@ def main(argv: list[str]) -> int:
         print(f"mlxrun agent (rank {rank_from_env()}): cannot reach mlxrun: {e}", file=sys.stderr)
         return 1
     result_r, result_w = os.pipe()
+    started: list[Child] = []
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not started:
+            pending.append(signum)  # before the child exists: passed on once it does
+        elif started[0].poll() is None:
+            started[0].send_signal(signum)
+
+    # Installed before the child starts: a signal in between would end this agent and leave
+    # the child running with nobody to stop it.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
     try:
         child = start_child(argv, result_w, sock, result_r)
     except OSError as e:
@@ -321,17 +344,17 @@ def main(argv: list[str]) -> int:
         sock.sendall(encode(Kind.STDERR, stamped(clock(), message)))
         sock.sendall(encode_json(Kind.EXIT, {"returncode": 127}))
         return 127
+    started.append(child)
     os.close(result_w)
+    for signum in pending:
+        child.send_signal(signum)
 
-    def forward(signum: int, _frame: object) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-
-    if not relay(sock, child, result_r):
-        stop_child(child)  # mlxrun is gone: nobody would hear this rank
+    try:
+        heard = relay(sock, child, result_r)
+    except OSError:  # the connection broke: mlxrun or its host is gone
+        heard = False
+    if not heard:
+        stop_child(child)  # nobody would hear this rank
         return 1
     code = child.wait()
     try:

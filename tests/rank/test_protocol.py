@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import select
+import selectors
 import socket
 
 import pytest
@@ -94,7 +95,14 @@ def test_the_channel_hears_a_large_frame_that_arrives_with_the_hello() -> None:
     # The hello is read under its own small limit; a big frame in the same packet must
     # still come through under the normal one.
     admitted: list[Hello] = []
-    channel = Channel("127.0.0.1", "127.0.0.1", "secret", 2, lambda h: admitted.append(h) or True)
+    channel = Channel(
+        "127.0.0.1",
+        "127.0.0.1",
+        "secret",
+        2,
+        lambda h: admitted.append(h) or True,
+        selectors.DefaultSelector(),
+    )
     try:
         client, peer = connected(channel)
         big = b"x" * (4 * MAX_HELLO) + b"\n"
@@ -107,7 +115,9 @@ def test_the_channel_hears_a_large_frame_that_arrives_with_the_hello() -> None:
 
 
 def test_the_channel_refuses_strangers() -> None:
-    channel = Channel("127.0.0.1", "127.0.0.1", "secret", 2, lambda h: h.rank == 0)
+    channel = Channel(
+        "127.0.0.1", "127.0.0.1", "secret", 2, lambda h: h.rank == 0, selectors.DefaultSelector()
+    )
     try:
         for first in (
             encode(Kind.HELLO, hello("guess")),  # wrong token
