@@ -3,7 +3,6 @@ copy drawn as the limit. matplotlib is an optional extra: `pip install 'mlxrun[p
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from mlxrun.bench.run import BenchResult
@@ -15,10 +14,12 @@ WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # an 800 x 500 pixel image
 
 def check_plot_target(path: Path) -> None:
     """Before the benchmark runs: matplotlib present and the file writable."""
-    if importlib.util.find_spec("matplotlib") is None:
+    try:
+        import matplotlib  # noqa: F401 - only asked for with --plot
+    except ImportError:
         raise UsageError(
             "--plot needs matplotlib, which is not installed: pip install 'mlxrun[plot]'"
-        )
+        ) from None
     if path.suffix.lower() != ".png":
         raise UsageError(f"--plot {path}: the chart is a PNG image; name it FILE.png")
     if not path.parent.is_dir():
