@@ -24,6 +24,10 @@ def gbps(value: float) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
 
 
+def percent(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"
+
+
 def bench_table(result: BenchResult) -> Table:
     from rich.table import Table
     from rich.text import Text
@@ -47,7 +51,7 @@ def bench_table(result: BenchResult) -> Table:
         wrong = Text(
             "N/A" if r.wrong is None else str(r.wrong), style="bold red" if r.wrong else ""
         )
-        share = f"{100 * r.memcpy_fraction:.1f}" if r.memcpy_fraction is not None else "-"
+        share = "-" if r.memcpy_fraction is None else percent(100 * r.memcpy_fraction)
         table.add_row(
             str(r.bytes),
             str(r.count),

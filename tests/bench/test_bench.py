@@ -121,6 +121,13 @@ def test_the_table_the_footer_and_the_busbw_gate(mlxrun) -> None:
     assert_no_leftovers(run)
 
 
+def test_a_benchmark_that_runs_too_long_is_stopped(mlxrun) -> None:
+    run = mlxrun("bench", "-b", "1M", "-e", "1M", "-n", "100000", "-w", "0", "--timeout", "2")
+    assert run.returncode == 124, run.stderr
+    assert "Error: timed out after 2 s; every rank was stopped" in run.stderr
+    assert_no_leftovers(run)
+
+
 @pytest.mark.mpi
 def test_mpi_runs_every_dtype_exactly(mlxrun) -> None:
     run = mlxrun(
