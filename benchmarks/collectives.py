@@ -4,10 +4,12 @@ iterations and rank counts. busbw uses nccl-tests' factor 2(n-1)/n for all of th
 every peer reports the average over ranks of its per-rank time, as `mlxrun bench` does.
 
 Writes benchmarks/results/collectives.json (and collectives.png with matplotlib) and prints
-a table: busbw (GB/s) per size and tool, the ratio of mlxrun's ring to each peer, and the
-memory-copy limit `mlxrun bench` measured on this host.
+a table: busbw (GB/s) per size and tool (the median of `--repeat` rounds, the tools taking
+turns in each), the ratio of mlxrun's ring to each peer, and the memory-copy limit
+`mlxrun bench` measured on this host. Run it on an otherwise idle machine.
 
 Usage: python benchmarks/collectives.py [--np 2,4] [-b 1K] [-e 64M] [-f 4] [-n 20] [-w 5]
+       [--repeat 3]
        (the peers run this same file: --peer mpi4py|gloo)
 """
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +29,7 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+TOOLS = ("ring", "mpi", "mpi4py", "gloo")  # ring and mpi: mlxrun bench on that backend
 
 
 def parse_size(text: str) -> int:
@@ -213,6 +217,7 @@ def main() -> None:
     ap.add_argument("-f", type=int, default=4)
     ap.add_argument("-n", type=int, default=20)
     ap.add_argument("-w", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
     ap.add_argument("--out", type=Path, default=RESULTS / "collectives")
     a = ap.parse_args()
     sizes = series(parse_size(a.b), parse_size(a.e), a.f)
@@ -222,22 +227,33 @@ def main() -> None:
         return peer_gloo(sizes, a.n, a.w)
     results = []
     for n in (int(x) for x in a.np.split(",")):
-        mlx = {backend: run_mlxrun(n, backend, a) for backend in ("ring", "mpi")}
-        peers = {"mpi4py": run_mpi4py(n, a), "gloo": run_gloo(n, a)}
-        rows = []
-        for i, r in enumerate(mlx["ring"]["rows"]):
-            row = {"bytes": r["bytes"]}
+        # The tools take turns, round after round: a burst of load from elsewhere on the
+        # machine then touches every tool, and the median per size is reported.
+        runs: dict[str, list[list[float]]] = {k: [] for k in TOOLS}
+        limits: list[float] = []
+        sizes_seen: list[int] = []
+        for _ in range(a.repeat):
             for backend in ("ring", "mpi"):
-                row[backend] = mlx[backend]["rows"][i]["busbw_gbps"]
-            for name, peer_rows in peers.items():
-                row[name] = busbw(peer_rows[i]["bytes"], peer_rows[i]["time_us"], n)
-            rows.append(row)
-        limit = min(m["memcpy_gbps"] for m in mlx.values())
-        results.append({"np": n, "memcpy_gbps": limit, "rows": rows})
+                report = run_mlxrun(n, backend, a)
+                limits.append(report["memcpy_gbps"])
+                sizes_seen = [r["bytes"] for r in report["rows"]]
+                runs[backend].append([r["busbw_gbps"] for r in report["rows"]])
+            for name, peer in (("mpi4py", run_mpi4py), ("gloo", run_gloo)):
+                rows = peer(n, a)
+                runs[name].append([busbw(r["bytes"], r["time_us"], n) for r in rows])
+        rows_out = []
+        for i, nbytes in enumerate(sizes_seen):
+            row: dict[str, float] = {"bytes": nbytes}
+            for name in TOOLS:
+                row[name] = statistics.median(run[i] for run in runs[name])
+            rows_out.append(row)
+        results.append(
+            {"np": n, "memcpy_gbps": statistics.median(limits), "rows": rows_out, "runs": runs}
+        )
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.uname().sysname} {os.uname().machine}, {os.cpu_count()} cores",
-        "settings": {"b": a.b, "e": a.e, "f": a.f, "iters": a.n, "warmup": a.w},
+        "settings": {"b": a.b, "e": a.e, "f": a.f, "iters": a.n, "warmup": a.w, "repeat": a.repeat},
         "results": results,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
