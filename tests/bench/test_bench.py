@@ -171,3 +171,13 @@ def test_plot_without_matplotlib_names_the_extra(capsys, monkeypatch, tmp_path: 
     assert main(["bench", "--plot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: --plot needs matplotlib") and "mlxrun[plot]" in err
+
+
+def test_on_a_terminal_a_chart_follows_the_table() -> None:
+    from tests.cli.test_terminal import on_terminal
+
+    code, screen = on_terminal("bench", *TINY)
+    assert code == 0
+    assert "busbw against size (full width " in screen
+    assert "    1 KiB |" in screen and "    4 KiB |" in screen
+    assert "Out of bounds values: 0 OK" in screen
