@@ -422,8 +422,9 @@ def bench(
         from mlxrun.bench.plot import check_plot_target
 
         check_plot_target(plot_path)
-    if csv_path is not None and not csv_path.parent.is_dir():
-        raise UsageError(f"--csv {csv_path}: no folder {csv_path.parent}")
+    if csv_path is not None and (csv_path.is_dir() or not csv_path.parent.is_dir()):
+        where = "is a folder" if csv_path.is_dir() else f"no folder {csv_path.parent}"
+        raise UsageError(f"--csv {csv_path}: {where}")
     output = RankOutput(stdout=sys.stderr.buffer if as_json else None)
     total = len(spec.ops) * len(spec.dtypes) * len(spec.sizes)
     progress = bench_render.BenchProgress(err_console, total, enabled=not as_json)

@@ -159,6 +159,8 @@ def test_gpu_stream_on_a_machine_without_one_says_so(mlxrun) -> None:
         (("--backend", "nccl"), 'Error: --backend: unknown backend "nccl"'),
         (("--plot", "chart.jpg"), "Error: --plot chart.jpg: the chart is a PNG image"),
         (("--min-busbw", "-1"), "Error: --min-busbw must be a number of GB/s"),
+        (("--csv", "/"), "Error: --csv /: is a folder"),
+        (("--csv", "/no/such/rows.csv"), "Error: --csv /no/such/rows.csv: no folder /no/such"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(capsys, args: tuple[str, ...], message: str) -> None:
