@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mlxrun.bench import tcp
 from mlxrun.bench.sizes import ITEMSIZE, array_bytes, check_modulus, counts
 from mlxrun.bench.spec import CORRUPT_ENV, BenchSpec
 from mlxrun.rank.protocol import result_stream
@@ -80,6 +81,34 @@ class Bench:
         seen = self.dist.all_gather(x, group=self.group, stream=mx.cpu).tolist()
         if seen != [mark] * self.np:
             raise RuntimeError("a rank of another job answered on this job's ports; stopped")
+
+    def tcp_stream(self) -> dict[str, Any] | None:
+        """Between two hosts, one raw TCP stream: the network's limit. Every rank takes
+        part in the port's all_gather and the barrier after; the two ends time out."""
+        if not self.spec.tcp_ranks:
+            return None
+        mx = self.mx
+        listener, sender = self.spec.tcp_ranks
+        server = tcp.listen() if self.rank == listener else None
+        port = server.getsockname()[1] if server is not None else 0
+        ports = self.dist.all_gather(
+            mx.array([port], dtype=mx.int64), group=self.group, stream=mx.cpu
+        )
+        port = int(ports.tolist()[listener])
+        record: dict[str, Any] | None = None
+        try:
+            if server is not None:
+                tcp.serve(server)
+            elif self.rank == sender:
+                gbps = tcp.stream(self.spec.tcp_address, port)
+                record = {"kind": "tcp", "from": sender, "to": listener, "gbps": gbps}
+        except OSError as e:
+            # The sender reports; the listener's failure (no sender came) follows from its.
+            if self.rank == sender:
+                why = f"{self.spec.tcp_address}:{port}: {e}"
+                record = {"kind": "tcp", "from": sender, "to": listener, "error": why}
+        self.barrier()
+        return record
 
     def lacks(self, op: str) -> str | None:
         """Why the backend cannot run `op`, or None. Every rank asks the same question of
@@ -204,7 +233,8 @@ def main(argv: list[str]) -> None:
         # Every rank finds the same, before joining: none is left waiting for another.
         out.send(
             {
-                "error": f"--stream gpu: this MLX has no GPU on {socket.gethostname()} (a Linux CPU build); run without --stream gpu. ({GPU_NOTE}.)"
+                "kind": "error",
+                "error": f"--stream gpu: this MLX has no GPU on {socket.gethostname()} (a Linux CPU build); run without --stream gpu. ({GPU_NOTE}.)",
             }
         )
         return
@@ -220,6 +250,9 @@ def main(argv: list[str]) -> None:
     out.send(
         {"kind": "host", "rank": bench.rank, "host": socket.gethostname(), "memcpy_gbps": gbps}
     )
+    stream = bench.tcp_stream()
+    if stream is not None:
+        out.send(stream)
     for op in spec.ops:
         reason = bench.lacks(op)
         if reason is not None:

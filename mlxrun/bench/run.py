@@ -61,6 +61,7 @@ class Row:
     busbw_gbps: float
     wrong: int | None  # summed over ranks; None without --check
     memcpy_fraction: float | None = None  # busbw / the slowest host's memory copy
+    tcp_fraction: float | None = None  # busbw / the TCP stream between two hosts
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class BenchResult:
     hosts: tuple[Host, ...]
     rows: tuple[Row, ...]
     skipped: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    tcp: dict[str, Any] | None = None  # {"from", "to", "gbps"} or {"from", "to", "error"}
+
+    @property
+    def tcp_gbps(self) -> float | None:
+        return None if self.tcp is None else self.tcp.get("gbps")
 
     @property
     def memcpy_gbps(self) -> float | None:
@@ -108,6 +114,8 @@ class BenchResult:
             "warmup": self.warmup,
             "hosts": [asdict(h) | {"ranks": list(h.ranks)} for h in self.hosts],
             "memcpy_gbps": self.memcpy_gbps,
+            "tcp_gbps": self.tcp_gbps,
+            "tcp": self.tcp,
             "avg_busbw_gbps": self.avg_busbw_gbps,
             "wrong": self.wrong,
             "rows": [asdict(r) for r in self.rows],
@@ -120,10 +128,11 @@ class BenchResult:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow((*COLUMNS, "memcpy_fraction"))
+        columns = (*COLUMNS, "memcpy_fraction", "tcp_fraction")
+        writer.writerow(columns)
         for r in self.rows:
             d = asdict(r)
-            writer.writerow(["" if d[c] is None else d[c] for c in (*COLUMNS, "memcpy_fraction")])
+            writer.writerow(["" if d[c] is None else d[c] for c in columns])
         return buf.getvalue()
 
 
@@ -134,6 +143,7 @@ def aggregate(spec: BenchSpec, records: list[dict[str, Any]], hosts: list[str]) 
     host_of: dict[int, str] = {}
     memcpy: dict[int, float] = {}
     skipped: list[dict[str, str]] = []
+    stream: dict[str, Any] | None = None
     for rec in records:
         kind = rec.get("kind")
         if kind == "row":
@@ -142,6 +152,8 @@ def aggregate(spec: BenchSpec, records: list[dict[str, Any]], hosts: list[str]) 
             host_of[rec["rank"]] = str(rec["host"])
             if rec.get("memcpy_gbps") is not None:
                 memcpy[rec["rank"]] = float(rec["memcpy_gbps"])
+        elif kind == "tcp":
+            stream = {k: v for k, v in rec.items() if k != "kind"}
         elif kind == "skip":
             skipped.append({k: str(v) for k, v in rec.items() if k != "kind"})
     names = [host_of.get(r, hosts[r] if r < len(hosts) else "?") for r in range(spec.np)]
@@ -153,6 +165,7 @@ def aggregate(spec: BenchSpec, records: list[dict[str, Any]], hosts: list[str]) 
         for name, ranks in grouped.items()
     )
     limit = min((h.memcpy_gbps for h in host_rows if h.memcpy_gbps is not None), default=None)
+    tcp_limit = None if stream is None else stream.get("gbps")
     rows = []
     for (op, dtype, nbytes), recs in by_key.items():
         if len(recs) != spec.np:
@@ -177,6 +190,7 @@ def aggregate(spec: BenchSpec, records: list[dict[str, Any]], hosts: list[str]) 
                 busbw,
                 wrong,
                 busbw / limit if limit else None,
+                busbw / tcp_limit if tcp_limit else None,
             )
         )
     return BenchResult(
@@ -189,6 +203,7 @@ def aggregate(spec: BenchSpec, records: list[dict[str, Any]], hosts: list[str]) 
         host_rows,
         tuple(rows),
         tuple(skipped),
+        stream,
     )
 
 
@@ -206,7 +221,7 @@ def run_bench(
     report = Supervisor(target, output, on_record, while_starting).run()
     records = [rec for rank in report.ranks for rec in rank.results]
     for rec in records:
-        if "error" in rec:
+        if rec.get("kind") == "error":  # every rank found the same before joining
             raise UsageError(str(rec["error"]))
     if not report.ok:
         raise BenchFailed(report, timeout)

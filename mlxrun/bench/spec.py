@@ -27,6 +27,8 @@ class BenchSpec:
     check: bool = True
     stream: str = "cpu"
     memcpy_ranks: tuple[int, ...] = (0,)  # the first rank on each host measures memcpy
+    tcp_ranks: tuple[int, ...] = ()  # (listener, sender) of the TCP stream: several hosts
+    tcp_address: str = ""  # where the sender reaches the listener
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -34,7 +36,7 @@ class BenchSpec:
     @classmethod
     def from_json(cls, text: str) -> BenchSpec:
         d = json.loads(text)
-        for key in ("ops", "dtypes", "sizes", "memcpy_ranks"):
+        for key in ("ops", "dtypes", "sizes", "memcpy_ranks", "tcp_ranks"):
             d[key] = tuple(d[key])
         return cls(**d)
 
@@ -61,6 +63,15 @@ def first_rank_per_host(hosts: list[str]) -> tuple[int, ...]:
     return tuple(sorted(seen.values()))
 
 
+def tcp_pair(hosts: list[str], addresses: list[str]) -> tuple[tuple[int, ...], str]:
+    """The stream's ends: the first rank of the first host listens, the first rank of the
+    next host sends. None on one host (the memory copy is then the only limit)."""
+    firsts = first_rank_per_host(hosts)
+    if len(firsts) < 2:
+        return (), ""
+    return (firsts[0], firsts[1]), addresses[firsts[0]]
+
+
 def bench_spec(
     job_id: str,
     np_: int,
@@ -75,8 +86,10 @@ def bench_spec(
     warmup: int = 5,
     check: bool = True,
     stream: str = "cpu",
+    addresses: list[str] | None = None,
 ) -> BenchSpec:
-    """The spec from the flags' values; UsageError names the flag at fault."""
+    """The spec from the flags' values; UsageError names the flag at fault. `hosts` names
+    each rank's host, `addresses` how other hosts reach it (default: the names)."""
     if iters < 1:
         raise UsageError(f"-n/--iters must be at least 1 (got {iters})")
     if warmup < 0:
@@ -86,6 +99,7 @@ def bench_spec(
     if np_ < 2:
         raise UsageError(f"--np must be at least 2 for a collective benchmark (got {np_})")
     sizes = size_series(parse_size(min_bytes, "-b"), parse_size(max_bytes, "-e"), factor)
+    tcp_ranks, tcp_address = tcp_pair(hosts, addresses or hosts)
     return BenchSpec(
         job_id,
         np_,
@@ -98,6 +112,8 @@ def bench_spec(
         check,
         stream,
         first_rank_per_host(hosts),
+        tcp_ranks,
+        tcp_address,
     )
 
 

@@ -402,6 +402,9 @@ def bench(
 
     job = job_spec((), np, backend, hostfile, timeout)
     hosts = [h.ssh for h in job.hostfile.hosts] if job.hostfile else ["127.0.0.1"] * job.np
+    addresses = (
+        [h.ips[0] if h.ips else h.ssh for h in job.hostfile.hosts] if job.hostfile else hosts
+    )
     spec = bench_spec_module.bench_spec(
         uuid.uuid4().hex,
         job.np,
@@ -416,6 +419,7 @@ def bench(
         warmup,
         check,
         stream,
+        addresses,
     )
     bench_spec_module.check_gate(min_busbw)
     if plot_path is not None:

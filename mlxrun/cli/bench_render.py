@@ -41,7 +41,8 @@ def bench_table(result: BenchResult) -> Table:
         caption="time in us: the average over ranks, its min and max; bandwidths in GB/s",
     )
     heads = ("size (B)", "count", "type", "op", "time", "min", "max", "slowest")
-    for name in (*heads, "algbw", "busbw", "% memcpy", "#wrong"):
+    shares = ("% memcpy", "% tcp") if result.tcp_gbps else ("% memcpy",)
+    for name in (*heads, "algbw", "busbw", *shares, "#wrong"):
         table.add_column(name, justify="left" if name in ("type", "op") else "right")
     last: tuple[str, str] | None = None
     for r in result.rows:
@@ -51,7 +52,9 @@ def bench_table(result: BenchResult) -> Table:
         wrong = Text(
             "N/A" if r.wrong is None else str(r.wrong), style="bold red" if r.wrong else ""
         )
-        share = "-" if r.memcpy_fraction is None else percent(100 * r.memcpy_fraction)
+        share = [
+            "-" if f is None else percent(100 * f) for f in (r.memcpy_fraction, r.tcp_fraction)
+        ]
         table.add_row(
             str(r.bytes),
             str(r.count),
@@ -63,7 +66,7 @@ def bench_table(result: BenchResult) -> Table:
             str(r.slowest_rank),
             gbps(r.algbw_gbps),
             gbps(r.busbw_gbps),
-            share,
+            *share[: len(shares)],
             wrong,
         )
     return table
@@ -76,6 +79,12 @@ def footer(result: BenchResult) -> list[str]:
         copy = f"{h.memcpy_gbps:.2f} GB/s" if h.memcpy_gbps is not None else "not measured"
         ranks = ",".join(map(str, h.ranks))
         lines.append(f"Memory copy on {h.host} (ranks {ranks}): {copy}")
+    if result.tcp is not None:
+        ends = f"rank {result.tcp['from']} -> rank {result.tcp['to']}"
+        if "gbps" in result.tcp:
+            lines.append(f"TCP stream {ends}: {result.tcp['gbps']:.2f} GB/s")
+        else:
+            lines.append(f"TCP stream {ends}: failed ({result.tcp.get('error')})")
     for s in result.skipped:
         what = f"{s['op']} {s['dtype']}" if "dtype" in s else s["op"]
         lines.append(f"Skipped {what}: {s['reason']}")

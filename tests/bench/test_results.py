@@ -70,7 +70,7 @@ def test_footer_names_each_host_the_skips_and_the_average() -> None:
 def test_the_csv_has_the_json_row_columns() -> None:
     text = aggregate(spec(), records(), ["a", "b"]).to_csv()
     header, line = text.splitlines()
-    assert header.split(",") == [*COLUMNS, "memcpy_fraction"]
+    assert header.split(",") == [*COLUMNS, "memcpy_fraction", "tcp_fraction"]
     assert line.startswith("all_sum,float32,1000000,250000,2000.0,1000.0,3000.0,1,")
 
 
@@ -79,3 +79,13 @@ def test_the_chart_draws_a_bar_per_size() -> None:
     assert lines[0] == "busbw against size (full width 0.5 GB/s; memory copy 5.00 GB/s)"
     assert lines[1] == "all_sum float32"
     assert lines[2].endswith("|" + "#" * 40 + "| 0.5")
+
+
+def test_a_tcp_stream_between_hosts_is_a_second_limit() -> None:
+    recs = [*records(), {"kind": "tcp", "from": 1, "to": 0, "gbps": 1.0}]
+    result = aggregate(spec(), recs, ["a", "b"])
+    assert result.tcp_gbps == 1.0 and result.rows[0].tcp_fraction == pytest.approx(0.5)
+    assert "TCP stream rank 1 -> rank 0: 1.00 GB/s" in footer(result)
+    assert result.to_dict()["tcp"] == {"from": 1, "to": 0, "gbps": 1.0}
+    failed = [*records(), {"kind": "tcp", "from": 1, "to": 0, "error": "refused"}]
+    assert "TCP stream rank 1 -> rank 0: failed (refused)" in footer(aggregate(spec(), failed, []))

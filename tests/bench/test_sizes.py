@@ -15,7 +15,7 @@ from mlxrun.bench.sizes import (
     show_size,
     size_series,
 )
-from mlxrun.bench.spec import BenchSpec, bench_spec, first_rank_per_host, pick
+from mlxrun.bench.spec import BenchSpec, bench_spec, first_rank_per_host, pick, tcp_pair
 from mlxrun.errors import UsageError
 
 
@@ -128,6 +128,14 @@ def test_the_spec_travels_as_json() -> None:
 
 def test_memory_copy_is_measured_once_per_host() -> None:
     assert first_rank_per_host(["a", "b", "a", "c", "b"]) == (0, 1, 3)
+
+
+def test_the_tcp_stream_runs_between_the_first_two_hosts_only() -> None:
+    assert tcp_pair(["a", "a", "b"], ["10.0.0.1", "10.0.0.1", "10.0.0.2"]) == ((0, 2), "10.0.0.1")
+    assert tcp_pair(["127.0.0.1"] * 4, ["127.0.0.1"] * 4) == ((), "")
+    spec = bench_spec("id", 2, "ring", ["n1", "n2"], addresses=["10.0.0.1", "10.0.0.2"])
+    assert BenchSpec.from_json(spec.to_json()) == spec
+    assert (spec.tcp_ranks, spec.tcp_address) == ((0, 1), "10.0.0.1")
 
 
 @pytest.mark.parametrize(
