@@ -253,6 +253,7 @@ def main(argv: list[str]) -> None:
     stream = bench.tcp_stream()
     if stream is not None:
         out.send(stream)
+    done, total = 0, len(spec.ops) * len(spec.dtypes) * len(spec.sizes)
     for op in spec.ops:
         reason = bench.lacks(op)
         if reason is not None:
@@ -272,7 +273,9 @@ def main(argv: list[str]) -> None:
                     )
                 continue
             for nbytes in spec.sizes:
-                out.send(bench.row(op, dtype, nbytes))
+                done += 1
+                # "progress": a finished row is the job's sign of life (stall watchdog).
+                out.send(bench.row(op, dtype, nbytes) | {"progress": done, "total": total})
     out.send({"kind": "done", "rank": bench.rank})
 
 

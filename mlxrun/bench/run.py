@@ -10,7 +10,7 @@ import json
 import statistics
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mlxrun.bench.sizes import busbw_factor
@@ -217,7 +217,7 @@ def run_bench(
     """Runs the benchmark on `job`'s ranks (its command is replaced by the rank program)."""
     command = (sys.executable, "-m", "mlxrun.bench.rank", spec.to_json())
     timeout = job.timeout if job.timeout is not None else DEFAULT_TIMEOUT
-    target = JobSpec(command, job.np, job.backend, job.hostfile, timeout)
+    target = replace(job, command=command, timeout=timeout)  # every other setting kept
     report = Supervisor(target, output, on_record, while_starting).run()
     records = [rec for rank in report.ranks for rec in rank.results]
     for rec in records:
