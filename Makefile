@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-deps lint check bench clean
+.PHONY: install demo test test-deps plot-deps lint check bench clean
 
 # What the tests need from the system: an ssh client (unreachable-host check), Debian's
 # Open MPI 4 (the check must recognise it as the wrong mpirun) and eu-stack (the stall
@@ -37,18 +37,24 @@ test-deps:
 		echo "note: $(SYSTEM_TOOLS) not all present; the tests that need them are skipped"; \
 	fi
 
-test: lint test-deps
+# The PNG test of `mlxrun bench --plot` needs the plot extra; `make install` stays without it.
+plot-deps: install
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[plot]'
+
+test: lint test-deps plot-deps
 	$(BIN)/python -m pytest
 
 check: install
 	$(BIN)/mlxrun check
 
-# The peers mlxrun is measured against: installed for benchmarks only.
+# The peers mlxrun is measured against: installed for benchmarks only. torch is pinned:
+# the CPU build of that version is the one this machine has on local disk.
 bench: install
-	$(BIN)/python -m pip install --quiet pandas pyarrow polars matplotlib
+	$(BIN)/python -m pip install --quiet pandas pyarrow polars matplotlib mpi4py torch==2.13.0
 	command -v datamash >/dev/null || { apt-get update -qq && apt-get install -y -qq datamash >/dev/null; }
 	$(BIN)/python benchmarks/launcher.py
 	$(BIN)/python benchmarks/run.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/collectives.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -99,7 +99,12 @@ def test_rank_side_code_uses_the_standard_library_only() -> None:
 
 def test_code_that_runs_on_ranks_never_imports_the_cli() -> None:
     edges = graph()
-    for program in ("mlxrun.rank.agent", "mlxrun.reduce.worker", "mlxrun.check.probe"):
+    for program in (
+        "mlxrun.rank.agent",
+        "mlxrun.reduce.worker",
+        "mlxrun.check.probe",
+        "mlxrun.bench.rank",
+    ):
         reached = closure(edges, program)
         assert not {m for m in reached if m.startswith("mlxrun.cli")}, program
         for path in (PACKAGE.parent / (m.replace(".", "/") + ".py") for m in reached):

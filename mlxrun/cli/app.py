@@ -346,6 +346,166 @@ def check(
     raise typer.Exit(1 if any(r.status == d.FAIL for r in rows) else 0)
 
 
+BENCH_EXIT_CODES_HELP = (
+    "Exit codes: 0 every row ran and checked out; 1 a rank failed, a value was wrong "
+    "(#wrong above 0) or the average busbw is below --min-busbw; 2 usage error; "
+    "124 timed out; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+)
+
+
+@app.command("bench", epilog=BENCH_EXIT_CODES_HELP)
+def bench(
+    np: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--np", help="Number of processes (ranks). Default: 2, or one per host."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Distributed backend: ring or mpi.")
+    ] = "ring",
+    hostfile: HostfileOption = None,
+    op: Annotated[
+        str,
+        typer.Option(
+            "--op",
+            help="all_sum, all_max, all_min, all_gather, sum_scatter, send_recv, a comma list, or all.",
+        ),
+    ] = "all_sum",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="float32, float16, bfloat16, float64, int32, int64, a comma list, or all.",
+        ),
+    ] = "float32",
+    min_bytes: Annotated[
+        str,
+        typer.Option(
+            "--minbytes", "-b", help="Smallest size: bytes, or 1K, 64M, 1G (powers of 1024)."
+        ),
+    ] = "1K",
+    max_bytes: Annotated[str, typer.Option("--maxbytes", "-e", help="Largest size.")] = "32M",
+    factor: Annotated[
+        int, typer.Option("--stepfactor", "-f", help="Each size is the last times this.")
+    ] = 2,
+    iters: Annotated[int, typer.Option("--iters", "-n", help="Timed iterations per size.")] = 20,
+    warmup: Annotated[
+        int, typer.Option("--warmup-iters", "-w", help="Untimed iterations first.")
+    ] = 5,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check",
+            help="Run once more and count the values that differ from the exact result.",
+        ),
+    ] = True,
+    stream: Annotated[
+        str,
+        typer.Option("--stream", help="cpu (default) or gpu: the MLX stream of the collectives."),
+    ] = "cpu",
+    min_busbw: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--min-busbw", help="Exit 1 if the average busbw (GB/s) is below this."),
+    ] = None,
+    as_json: JsonOption = False,
+    csv_path: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--csv", help="Also write the rows to this CSV file."),
+    ] = None,
+    plot_path: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--plot", help="Also draw busbw against size to FILE.png (needs mlxrun[plot])."
+        ),
+    ] = None,
+    timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--timeout", help="Stop every rank after this many seconds (exit 124). Default: 600."
+        ),
+    ] = None,
+) -> None:
+    """Benchmark MLX collectives the way nccl-tests does: time, algbw, busbw and #wrong per size.
+
+    Example: mlxrun bench --np 2 --op all_sum -b 1K -e 64M
+    """
+    import uuid
+
+    from mlxrun.bench import spec as bench_spec_module
+    from mlxrun.bench.run import BenchFailed, run_bench
+    from mlxrun.cli import bench_render
+
+    job = job_spec((), np, backend, hostfile, timeout)
+    hosts = [h.ssh for h in job.hostfile.hosts] if job.hostfile else ["127.0.0.1"] * job.np
+    addresses = (
+        [h.ips[0] if h.ips else h.ssh for h in job.hostfile.hosts] if job.hostfile else hosts
+    )
+    spec = bench_spec_module.bench_spec(
+        uuid.uuid4().hex,
+        job.np,
+        job.backend,
+        hosts,
+        op,
+        dtype,
+        min_bytes,
+        max_bytes,
+        factor,
+        iters,
+        warmup,
+        check,
+        stream,
+        addresses,
+    )
+    bench_spec_module.check_gate(min_busbw)
+    if plot_path is not None:
+        from mlxrun.bench.plot import check_plot_target
+
+        check_plot_target(plot_path)
+    if csv_path is not None and (csv_path.is_dir() or not csv_path.parent.is_dir()):
+        where = "is a folder" if csv_path.is_dir() else f"no folder {csv_path.parent}"
+        raise UsageError(f"--csv {csv_path}: {where}")
+    output = RankOutput(stdout=sys.stderr.buffer if as_json else None)
+    total = len(spec.ops) * len(spec.dtypes) * len(spec.sizes)
+    progress = bench_render.BenchProgress(err_console, total, enabled=not as_json)
+    try:
+        result = run_bench(spec, job, output, progress.on_record, while_starting=load_display)
+    except BenchFailed as e:
+        progress.stop()
+        show_end(err_console(), e.report, e.timeout)
+        raise typer.Exit(e.exit_code) from None
+    progress.stop()
+    if csv_path is not None:
+        try:
+            csv_path.write_text(result.to_csv())
+        except OSError as e:
+            raise UsageError(f"--csv {csv_path}: cannot write ({e.strerror})") from None
+    if plot_path is not None:
+        from mlxrun.bench.plot import plot
+
+        plot(result, plot_path)
+    if as_json:
+        print(result.to_json())
+    else:
+        console = out_console()
+        if not console.is_terminal:  # a file or a pipe: whole columns, not 80 cut ones
+            console.width = max(console.width, bench_render.TABLE_WIDTH)
+        console.print(bench_render.bench_table(result))
+        for line in bench_render.footer(result):
+            console.print(line, markup=False, highlight=False)
+        if console.is_terminal:
+            for line in bench_render.chart(result):
+                console.print(line, markup=False, highlight=False)
+    failures = []
+    if result.wrong:
+        failures.append(f"{result.wrong} values differ from the exact result (#wrong)")
+    avg = result.avg_busbw_gbps
+    if min_busbw is not None and (avg is None or avg < min_busbw):
+        shown = "no rows" if avg is None else f"{avg:.3f} GB/s"
+        failures.append(f"the average bus bandwidth ({shown}) is below --min-busbw {min_busbw:g}")
+    for failure in failures:
+        err_console().print(f"Error: {failure}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(ExitCode.RANK_FAILED if failures else ExitCode.OK)
+
+
 def _is_click_error(e: Exception) -> bool:
     # Typer raises click's errors (vendored in recent releases): known by their shape.
     return hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)

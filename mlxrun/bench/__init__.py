@@ -1,0 +1,1 @@
+"""`mlxrun bench`: collective benchmarks with nccl-tests' semantics."""
