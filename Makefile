@@ -41,7 +41,7 @@ test-deps:
 plot-deps: install
 	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[plot]'
 
-test: lint test-deps plot-deps
+test: plot-deps lint test-deps
 	$(BIN)/python -m pytest
 
 check: install

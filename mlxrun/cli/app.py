@@ -349,7 +349,8 @@ def check(
 BENCH_EXIT_CODES_HELP = (
     "Exit codes: 0 every row ran and checked out; 1 a rank failed, a value was wrong "
     "(#wrong above 0) or the average busbw is below --min-busbw; 2 usage error; "
-    "124 timed out; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+    "124 timed out or stalled (a row must take less than --stall-timeout); 129 hung up; "
+    "130 interrupted (Ctrl-C); 141 stdout closed; 143 terminated (SIGTERM)."
 )
 
 
@@ -423,6 +424,7 @@ def bench(
             "--timeout", help="Stop every rank after this many seconds (exit 124). Default: 600."
         ),
     ] = None,
+    stall_timeout: StallOption = None,
 ) -> None:
     """Benchmark MLX collectives the way nccl-tests does: time, algbw, busbw and #wrong per size.
 
@@ -434,7 +436,7 @@ def bench(
     from mlxrun.bench.run import BenchFailed, run_bench
     from mlxrun.cli import bench_render
 
-    job = job_spec((), np, backend, hostfile, timeout)
+    job = job_spec((), np, backend, hostfile, timeout, stall_timeout)
     hosts = [h.ssh for h in job.hostfile.hosts] if job.hostfile else ["127.0.0.1"] * job.np
     addresses = (
         [h.ips[0] if h.ips else h.ssh for h in job.hostfile.hosts] if job.hostfile else hosts
