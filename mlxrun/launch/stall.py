@@ -30,6 +30,7 @@ class Snapshot:
     collective: str | None  # `all_sum (ring)`, None if in none, UNKNOWN if not seen
     python: str | None  # py-spy's dump, if it could be taken
     sleeping: bool
+    exiting: bool = False  # its interpreter is shutting down (and waits there)
 
     @classmethod
     def from_record(cls, rank: int, host: str, raw: dict[str, Any]) -> Snapshot:
@@ -41,6 +42,7 @@ class Snapshot:
             raw["collective"] if "collective" in raw else UNKNOWN,
             raw.get("python"),
             bool(raw.get("sleeping", False)),
+            bool(raw.get("exiting", False)),
         )
 
     @property
@@ -48,6 +50,8 @@ class Snapshot:
         return self.collective not in (None, UNKNOWN)
 
     def where(self) -> str:
+        if self.exiting:
+            return "exiting (its interpreter shuts down and waits)"
         if self.in_collective:
             return f"in a collective: {self.collective}"
         if self.sleeping:

@@ -54,6 +54,7 @@ GRACE_SECONDS = 2.0  # SIGTERM to SIGKILL
 DRAIN_SECONDS = 2.0  # after SIGKILL, or after the launcher exits, before giving up on a rank
 TICK_SECONDS = 0.25  # the longest the loop sleeps: the victim grace and the deadlines need it
 INQUIRY_SECONDS = 12.0  # for every agent's snapshot (its tools have 5 s each)
+RAISED_SECONDS = 2.0  # a rank that printed a traceback and still runs this long is looked at
 HEARTBEAT_SECONDS = 1.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: a closed terminal
 STACK_SIGNALS = (signal.SIGUSR1, signal.SIGQUIT)
@@ -134,6 +135,7 @@ class Supervisor:
         self.quiet_since = time.monotonic()  # the last output or progress record
         self.inquiry: Inquiry | None = None
         self.launcher_pid: int | None = None
+        self.looked_at: set[int] = set()  # ranks whose traceback was followed up
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -218,6 +220,8 @@ class Supervisor:
                 self._inquire(channel, "timeout")  # the stacks first, then the stop
             elif inquiry is None and self._quiet_for_too_long(now):
                 self._inquire(channel, "stall")
+            elif inquiry is None and (raised := self._raised_but_running()):
+                self._inquire(channel, "raised", only=raised)
             elif inquiry is None and asked:
                 self._inquire(channel, "asked")
             elif not channel.agents and all(r.returncode == 0 for r in self.ranks):
@@ -256,12 +260,28 @@ class Supervisor:
         self.quiet_since = time.monotonic()
         self.cpu_mark = dict(self.cpu)
 
-    def _inquire(self, channel: Channel, why: str) -> None:
-        """Asks every rank still running what it is doing (an upgrade, if one is open)."""
+    def _raised_but_running(self) -> set[int]:
+        """Ranks that printed a traceback a while ago and have not ended, not yet looked at."""
+        now = self.now()
+        return {
+            r.rank
+            for r in self.ranks
+            if r.raised_at is not None
+            and now - r.raised_at > RAISED_SECONDS
+            and not r.ended
+            and r.rank not in self.looked_at
+        }
+
+    def _inquire(self, channel: Channel, why: str, only: set[int] | None = None) -> None:
+        """Asks every rank still running (or `only` those) what it is doing (an upgrade of
+        the open inquiry, if there is one)."""
         if self.inquiry is not None:
             self.inquiry.why = why
             return
         asked = {r.rank for r in self.ranks if r.rank in self.peers and not r.ended}
+        if only is not None:
+            asked &= only
+            self.looked_at |= only
         for rank in asked:
             channel.send(self.peers[rank], Kind.REQUEST, {"stack": True})
         self.inquiry = Inquiry(why, asked, time.monotonic() + INQUIRY_SECONDS)
@@ -269,6 +289,13 @@ class Supervisor:
     def _conclude(self, launch: Launch, inquiry: Inquiry) -> None:
         self.inquiry = None
         silent = sorted(inquiry.waiting)
+        if inquiry.why == "raised":
+            for shot in inquiry.shots:
+                if shot.exiting:  # it will never exit on its own: a failure, found now
+                    rank = self.ranks[shot.rank]
+                    rank.stuck_exiting, rank.ended_at = True, self.now()
+                    self.failures.append(rank)
+            return
         if inquiry.why == "asked":
             self.output.notice(report("stacks on request (the job goes on)", inquiry.shots, silent))
         elif inquiry.why == "timeout":
@@ -362,7 +389,8 @@ class Supervisor:
             at = stamp + self.clock_offset.get(rank.rank, 0.0)
             self.output.write(rank.rank, 0 if kind is Kind.STDOUT else 1, lines, at)
             if kind is Kind.STDERR:
-                rank.heard_stderr([line.decode(errors="replace") for line in split_lines(lines)])
+                text = [line.decode(errors="replace") for line in split_lines(lines)]
+                rank.heard_stderr(text, at)
             self._active()
         elif kind is Kind.RESULT:
             for line in split_lines(payload):

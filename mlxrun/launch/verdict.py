@@ -24,6 +24,7 @@ VICTIM_GRACE_SECONDS = 1.0  # how long a rank that lost a peer waits for that pe
 # What ranks print when another rank died first: such a rank is a victim, not the cause.
 PEER_LOSS = re.compile(r"connection to a peer was lost|was closed by the peer|failed with errno")
 SSH_FAILED = 255  # what ssh exits with when it cannot connect or log in
+TRACEBACK = "Traceback (most recent call last):"
 _LAUNCHER_WARN = re.compile(r"Node with rank (\d+) exited with code (-?\d+)")
 # Ranks read their data through mappings: a file cut short under them ends in SIGBUS.
 SIGNAL_HINTS: dict[int, str] = {signal.SIGBUS: " (a mapped file got shorter while it was read?)"}
@@ -69,6 +70,8 @@ class RankStatus:
     stopped: bool = False  # ended after mlxrun began stopping the job
     lost: bool = False  # its connection closed without an exit report
     lost_a_peer: bool = False  # it said a peer went away (ring's messages)
+    raised_at: float | None = None  # when its stderr showed a traceback (seconds into the job)
+    stuck_exiting: bool = False  # raised, and its exit waits for the others (MPI_Finalize)
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     results: list[dict[str, Any]] = field(default_factory=list)  # records the rank's worker sent
 
@@ -78,11 +81,17 @@ class RankStatus:
 
     @property
     def failed(self) -> bool:
-        return self.lost or (self.returncode is not None and self.returncode != 0)
+        return (
+            self.lost
+            or self.stuck_exiting
+            or (self.returncode is not None and self.returncode != 0)
+        )
 
-    def heard_stderr(self, lines: Sequence[str]) -> None:
+    def heard_stderr(self, lines: Sequence[str], at: float) -> None:
         self.stderr_tail.extend(lines)
         self.lost_a_peer = self.lost_a_peer or any(PEER_LOSS.search(line) for line in lines)
+        if self.raised_at is None and any(line.startswith(TRACEBACK) for line in lines):
+            self.raised_at = at
 
 
 @dataclass
@@ -162,6 +171,11 @@ def signal_name(signum: int) -> str:
 
 
 def describe_end(rank: RankStatus) -> str:
+    if rank.stuck_exiting:
+        return (
+            f"rank {rank.rank} raised an exception and then hung in its exit "
+            "(under MPI, MPI_Finalize waits for ranks that wait for it)"
+        )
     if rank.lost and not rank.connected:
         return f"rank {rank.rank} never started (see the launcher's lines)"
     if rank.lost:

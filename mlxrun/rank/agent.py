@@ -41,7 +41,8 @@ from mlxrun.rank.protocol import (
 
 MAX_LINE = 1024 * 1024  # a longer line is relayed in pieces rather than held without bound
 CHUNK = 65536
-STRAGGLER_SECONDS = 1.0  # how long to keep reading after the child exited
+STRAGGLER_SECONDS = 1.0  # the longest to keep reading after the child exited
+DRAIN_TICK_SECONDS = 0.05  # after it exited: a pipe quiet this long has nothing more
 TICK_SECONDS = 0.2
 _STARTED = time.monotonic()
 
@@ -274,7 +275,10 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
         if exited_at is not None and time.monotonic() - exited_at > STRAGGLER_SECONDS:
             break  # a grandchild holds the pipes open; the child is what we report on
         requests.beat()
-        for key, _ in sel.select(timeout=TICK_SECONDS):
+        events = sel.select(timeout=TICK_SECONDS if exited_at is None else DRAIN_TICK_SECONDS)
+        if exited_at is not None and not events:
+            break  # the child is gone and its pipes are quiet: what holds them is not ours
+        for key, _ in events:
             if key.fileobj is sock:
                 if not requests.on_readable():
                     return False

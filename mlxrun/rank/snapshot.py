@@ -138,6 +138,22 @@ def collective_in(native: str) -> str | None:
     return None
 
 
+def exiting(native: str | None, python: str | None) -> bool:
+    """Whether the interpreter is shutting down: its native stack is in Py_FinalizeEx (under
+    MPI a rank that raised waits there, in MPI_Finalize, for ranks that never come), or
+    py-spy found its main thread without a single Python frame."""
+    if native is not None:
+        return "Py_FinalizeEx" in native
+    if python is None:
+        return False
+    lines = python.splitlines()
+    return (
+        bool(lines)
+        and lines[0].startswith("Thread ")
+        and not any(line.startswith("    ") for line in lines)
+    )
+
+
 def snapshot(pid: int) -> dict[str, object]:
     """What the rank's process is doing now. `collective` is None when not in one, and
     unknown (the key absent) without a native stack tool."""
@@ -145,6 +161,8 @@ def snapshot(pid: int) -> dict[str, object]:
     native = native_stacks(pid)
     if native is not None:
         shot["collective"] = collective_in(native)
-    shot["python"] = python_stack(pid)
+    python = python_stack(pid)
+    shot["python"] = python
     shot["sleeping"] = any(w in str(shot["state"]) for w in _SLEEP_WCHAN)
+    shot["exiting"] = exiting(native, python)
     return shot

@@ -135,3 +135,18 @@ def test_ps_times() -> None:
     assert snapshot.parse_ps_time("0:01.25") == 1.25
     assert snapshot.parse_ps_time("01:02:03") == 3723
     assert snapshot.parse_ps_time("2-00:00:01") == 2 * 86400 + 1
+
+
+def test_an_interpreter_shutting_down_is_exiting() -> None:
+    # eu-stack of a real MPI rank that raised: its exit waits in MPI_Finalize.
+    native = (
+        "#3  0x00007f48f8291c7f ompi_mpi_finalize\n"
+        "#4  0x00007f48fa2b5815 mlx::core::distributed::mpi::MPIGroup::~MPIGroup()\n"
+        "#12 0x00007f48fb293841 Py_FinalizeEx\n"
+    )
+    assert snapshot.exiting(native, None)
+    assert not snapshot.exiting((RECORDED / "eu-stack-mpi-rank0.txt").read_text(), None)
+    # Without native stacks: py-spy finds the main thread without a Python frame.
+    assert snapshot.exiting(None, 'Thread 4282 (idle): "MainThread"')
+    assert not snapshot.exiting(None, 'Thread 1 (idle): "MainThread"\n    <module> (x.py:3)')
+    assert not snapshot.exiting(None, None)

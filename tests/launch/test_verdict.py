@@ -18,7 +18,7 @@ from mlxrun.launch.verdict import (
 def ended(rank: int, code: int | None, at: float, victim: bool = False, **kw) -> RankStatus:
     r = RankStatus(rank, host="127.0.0.1", connected=True, returncode=code, ended_at=at, **kw)
     if victim:
-        r.heard_stderr(["RuntimeError: [ring] connection to a peer was lost"])
+        r.heard_stderr(["RuntimeError: [ring] connection to a peer was lost"], at)
     return r
 
 

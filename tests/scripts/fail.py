@@ -2,14 +2,20 @@
 import mmap
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 
 import mlx.core as mx
 
-world = mx.distributed.init()
 mode = sys.argv[1]
+if (
+    mode == "raise-before-init"
+    and os.environ.get("MLX_RANK", os.environ.get("OMPI_COMM_WORLD_RANK")) == "1"
+):
+    raise RuntimeError("boom before init on rank 1")
+world = mx.distributed.init()
 print(f"rank {world.rank()} pid {os.getpid()} started", flush=True)
 if world.rank() == 1:
     if mode == "raise":
@@ -20,8 +26,21 @@ if world.rank() == 1:
         os._exit(0)
     if mode == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
     if mode == "sleep":
         time.sleep(3600)
+    if mode == "flood":  # 100 MB of output, then the collective
+        line = b"x" * 99 + b"\n"
+        for _ in range(1_000_000):
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+    if mode == "closeout":  # closes its stdout and goes on
+        sys.stdout.flush()
+        os.close(1)
+    if mode == "orphan":  # starts a child that would outlive it, then fails
+        subprocess.Popen(["sleep", "60"])
+        raise ValueError("boom on rank 1, leaving a child behind")
     if mode == "shrink":  # a mapped file cut short under its reader: a real SIGBUS
         with tempfile.TemporaryFile() as f:
             f.write(b"x" * mmap.PAGESIZE)
@@ -29,4 +48,8 @@ if world.rank() == 1:
             mapped = mmap.mmap(f.fileno(), mmap.PAGESIZE, access=mmap.ACCESS_READ)
             f.truncate(0)
             print(mapped[0])
-print(mx.distributed.all_sum(mx.array(1)).item())
+total = mx.distributed.all_sum(mx.array(1)).item()
+if mode == "closeout" and world.rank() == 1:
+    sys.stderr.write(f"rank 1 total {total}\n")
+else:
+    print(total)
