@@ -12,6 +12,7 @@ from mlxrun.launch.hostfile import Hostfile, load_hostfile
 
 BACKENDS = ("ring", "mpi")
 DEFAULT_NP = 2
+MAX_NP = 4096  # more is a typo (np = 40000), and would start that many processes
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ def check_settings(
     """The flags' values, before anything is read: UsageError names the flag."""
     if np is not None and np < 1:
         raise UsageError(f"--np must be at least 1 (got {np})")
+    if np is not None and np > MAX_NP:
+        raise UsageError(f"--np must be at most {MAX_NP} (got {np})")
     if backend is not None and backend not in BACKENDS:
         raise UsageError(f'--backend: unknown backend "{backend}" (use {" or ".join(BACKENDS)})')
     if timeout is not None and not timeout > 0:  # also NaN

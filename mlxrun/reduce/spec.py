@@ -24,8 +24,8 @@ from mlxrun.data.model import (
     Generate,
 )
 from mlxrun.errors import SpecError, UsageError, did_you_mean
-from mlxrun.launch.job import BACKENDS, check_settings
-from mlxrun.reduce.ops import DEFAULT_BINS, OPS
+from mlxrun.launch.job import BACKENDS, MAX_NP, check_settings
+from mlxrun.reduce.ops import DEFAULT_BINS, MAX_BINS, OPS
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,22 @@ SYNONYMS = {
 }  # fmt: skip
 
 
+def _in_range(t: _Table, key: str, default: int, lo: int, hi: int) -> int:
+    value: int = t.get(key, int, default)
+    if value < lo:
+        raise t.error(key, f"must be at least {lo} (got {value})")
+    if value > hi:
+        raise t.error(key, f"must be at most {hi} (got {value})")
+    return value
+
+
 def _job(file: str, raw: Any, base: Path) -> JobSettings:
     t = _Table(file, "job", raw, ("name", "np", "backend", "hostfile", "timeout", "stall_timeout"))
     np = t.get("np", int)
     if np is not None and np < 1:
         raise t.error("np", f"must be at least 1 (got {np})")
+    if np is not None and np > MAX_NP:
+        raise t.error("np", f"must be at most {MAX_NP} (got {np})")
     timeout = t.get("timeout", (int, float))
     if timeout is not None and not timeout > 0:
         raise t.error("timeout", f"must be positive (got {timeout})")
@@ -159,12 +170,14 @@ def _generate(file: str, raw: Any) -> Generate:
     n = t.get("n", int)
     if n is None or n < 0:
         raise t.error("n", "missing: how many values to generate (an integer >= 0)")
+    if n >= 2**62:
+        raise t.error("n", f"must be below 2**62 (got {n})")
     return Generate(
         kind=kind,
         n=n,
-        seed=t.get("seed", int, 0),
+        seed=_in_range(t, "seed", 0, 0, 2**63 - 1),
         distribution=t.choice("distribution", DISTRIBUTIONS, "normal") or "normal",
-        start=t.get("start", int, 1),
+        start=_in_range(t, "start", 1, -(2**62), 2**62),
     )
 
 
@@ -200,9 +213,7 @@ def _ops(file: str, raw: Any) -> tuple[tuple[str, ...], int]:
         if not isinstance(op, str) or op not in OPS:
             hint = did_you_mean(op, OPS, SYNONYMS) if isinstance(op, str) else ""
             raise t.error(f"ops[{i}]", f'unknown op "{op}"{hint}')
-    bins = t.get("bins", int, DEFAULT_BINS)
-    if bins < 1:
-        raise t.error("bins", f"must be at least 1 (got {bins})")
+    bins = _in_range(t, "bins", DEFAULT_BINS, 1, MAX_BINS)
     return tuple(dict.fromkeys(ops)), bins
 
 
@@ -217,10 +228,14 @@ def parse_spec(text: str, file: str, base: Path) -> Spec:
         import tomli as tomllib
     try:
         raw = tomllib.loads(text)
+    except RecursionError:  # 5000 nested arrays: the parser's own recursion
+        raise SpecError(f"{file}: invalid TOML (nested too deeply)") from None
     except tomllib.TOMLDecodeError as e:
         m = _LINE.search(str(e))
         where = f"line {m.group(1)}, column {m.group(2)}: " if m else ""
         raise SpecError(f"{file}: {where}invalid TOML ({_LINE.sub('', str(e)).strip()})") from None
+    except ValueError:  # an integer of over 4300 digits (Python's int limit)
+        raise SpecError(f"{file}: invalid TOML (a number with too many digits)") from None
     top = _Table(file, "", raw, ("job", "data", "reduce"))
     if "data" not in raw:
         raise top.error("data", 'missing: a [data] table with path = "FILE" or [data.generate]')
