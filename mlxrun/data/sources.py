@@ -12,40 +12,48 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlxrun.data.model import Data
-from mlxrun.data.shards import Shard, Sums, existing
+from mlxrun.data.shards import Shard, Sums, existing, existing_text
 from mlxrun.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def check_data(data: Data) -> None:
-    """Fails before any rank starts on what can be seen from here (a missing file, a bad
-    column, an array file that is not one)."""
+def check_data(data: Data) -> Data:
+    """Fails before any rank starts on what can be seen from here (a missing file, a
+    compressed one, a bad column, an array file that is not one). Returns the data as the
+    ranks should read it: with a csv file's sniffed delimiter, so that all agree."""
     if data.path is None:
-        return
+        return data
     if not data.path.is_file():
         raise DataError(f"{data.path}: no such file")
     if data.format == "text":
-        return
+        existing_text(data)
+        return data
     if data.format in ("csv", "tsv"):
         from mlxrun.data import delimited
 
-        path = data.path
-        delimited.column_index(
-            path, delimited.csv_header(path, delimited.delimiter_of(data)), data.column
-        )
-        return
+        return delimited.check_csv(data)
+    if data.format in ("parquet", "arrow"):
+        from mlxrun.data import columnar
+
+        columnar.check_table(data)
+        return data
     from mlxrun.data import arrays
 
     arrays.array_view(data)
+    return data
 
 
 def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
     """The rank's chunks already summed, for jobs that need only counts, sums and means,
     where the C kernels can serve the data; None where the values must be read first."""
-    if data.generate is not None or data.format in ("csv", "tsv"):
+    if data.generate is not None or data.format in ("parquet", "arrow"):
         return None
+    if data.format in ("csv", "tsv"):
+        from mlxrun.data import delimited
+
+        return delimited.delimited_sums(data, rank, np_) if delimited.can_sum_csv(data) else None
     if data.format == "text":
         from mlxrun.data import text
 
@@ -70,6 +78,10 @@ def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
         from mlxrun.data.delimited import delimited_shard
 
         return delimited_shard(data, rank, np_)
+    if data.format in ("parquet", "arrow"):
+        from mlxrun.data.columnar import table_shard
+
+        return table_shard(data, rank, np_)
     from mlxrun.data import arrays
 
     return arrays.array_shard(arrays.array_view(data), rank, np_)

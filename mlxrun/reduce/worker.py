@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mlxrun.data.shards import Shard, Sums
 from mlxrun.data.sources import open_shard, sums_shard
@@ -104,19 +104,29 @@ def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
         raise RuntimeError("a rank of another job answered on this job's ports; results discarded")
 
 
-def reduce_shard(plan: Plan, rank: int, reporter: Reporter) -> tuple[algebra.Partial, int, float]:
-    # Counts, sums and means need no stored numbers: text is summed as it is parsed,
-    # float64 arrays as they are read.
+class Local(NamedTuple):
+    """A rank's own part of the job, before the ranks combine."""
+
+    part: algebra.Partial
+    nbytes: int
+    seconds: float
+    missing: int  # values skipped as missing
+
+
+def reduce_shard(plan: Plan, rank: int, reporter: Reporter) -> Local:
+    # Counts, sums and means need no stored numbers: text and csv are summed as they are
+    # parsed, float64 arrays as they are read.
     sums = sums_shard(plan.data, rank, plan.np) if set(plan.ops) <= SUM_OPS else None
     if sums is not None:
         part = algebra.Partial(needs=SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
-        return part, sums.bytes_total, seconds
+        return Local(part, sums.bytes_total, seconds, sums.missing)
     from mlxrun.reduce import kernels  # numpy: only where numbers are stored
 
     shard = open_shard(plan.data, rank, plan.np)
     part = algebra.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
-    return part, shard.bytes_total, consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
+    seconds = consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
+    return Local(part, shard.bytes_total, seconds, shard.missing)  # totals known once read
 
 
 def partial_of(s: Sums) -> algebra.Partial:
@@ -165,16 +175,20 @@ def run(plan: Plan, reporter: Reporter) -> int:
     coll = Collectives(group)
     verify_group(plan, group, coll)
     rank = group.rank()
-    error = None
+    error, mine = None, None
     try:
-        part, nbytes, seconds = reduce_shard(plan, rank, reporter)
+        mine = reduce_shard(plan, rank, reporter)
     except DataError as e:
         error = str(e)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
-    if coll.all_sum([int(error is not None)])[0]:
+    # The same all_sum totals the values skipped as missing.
+    failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])
+    if failed:
         if error is not None:
             reporter.send({"error": error})
         return 2
+    assert mine is not None
+    part = mine.part
     local = algebra.finalize(part, [op for op in LOCAL_OPS if op in part.needs])
     local.values.pop("nan_count", None)
     enc = part.encode()
@@ -185,13 +199,15 @@ def run(plan: Plan, reporter: Reporter) -> int:
     )
     hist = histogram(plan, rank, state, coll) if "histogram" in plan.ops else None
     final = algebra.finalize(state, plan.ops, histogram=hist)
+    final.values["missing"] = missing
     reporter.send(
         {
             "rank": rank,
             "host": socket.gethostname(),
             "count": part.count,
-            "bytes": nbytes,
-            "seconds": seconds,
+            "missing": mine.missing,
+            "bytes": mine.nbytes,
+            "seconds": mine.seconds,
             "max_rss": peak_rss(),
             "partials": jsonable(local.values),
             "results": jsonable(final.values),
