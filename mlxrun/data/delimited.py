@@ -145,12 +145,7 @@ def check_csv(data: Data) -> Data:
 Field = tuple[int, bytes, bool]  # where it starts (its quote, if any), content, has ""
 
 
-def _patterns(delimiter: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    d = re.escape(delimiter)
-    return re.compile(rb'"((?:[^"]|"")*)"'), re.compile(rb'[^"\n' + d + rb"]*")
-
-
-_PATTERNS: dict[bytes, tuple[re.Pattern[bytes], re.Pattern[bytes]]] = {}
+_PLAIN: dict[bytes, re.Pattern[bytes]] = {}  # an unquoted field, by delimiter
 
 
 class BadRecord(Exception):
@@ -163,23 +158,21 @@ def parse_record(
 ) -> tuple[list[Field], int] | None:
     """The record at p (as csvparse.c's `record` reads it) and where the next one starts;
     None if buf holds it only in part (and is not final). Raises BadRecord."""
-    if delimiter not in _PATTERNS:
-        _PATTERNS[delimiter] = _patterns(delimiter)
-    quoted, plain = _PATTERNS[delimiter]
+    if delimiter not in _PLAIN:
+        _PLAIN[delimiter] = re.compile(rb'[^"\n' + re.escape(delimiter) + rb"]*")
+    plain = _PLAIN[delimiter]
     end, fields = len(buf), []
     while True:
         start = p
         if buf.startswith(QUOTE, p):
-            m = quoted.match(buf, p)
-            if m is None:
-                if not final:
-                    return None
+            closing = _closing_quote(buf, p + 1, final)
+            if closing is None:
+                return None
+            if closing < 0:
                 raise BadRecord(OPEN_QUOTE, start)
-            p = m.end()
-            if p == end and not final:
-                return None  # the closing quote may be the first of a ""
-            content = m.group(1)
+            content = buf[p + 1 : closing]
             escaped = b'""' in content
+            p = closing + 1
             if buf.startswith(b"\r", p):
                 if p + 1 == end and not final:
                     return None
@@ -205,6 +198,22 @@ def parse_record(
         if buf.startswith(b"\n", p):
             return fields, p + 1
         p += 1  # the delimiter
+
+
+def _closing_quote(buf: bytes, p: int, final: bool) -> int | None:
+    """Where the quoted field whose content starts at p closes; -1 if never (final), None
+    if buf ends before it is known. Scanned as csvparse.c scans it: a regular expression
+    could backtrack over a "" and close the field early."""
+    while True:
+        q = buf.find(QUOTE, p)
+        if q < 0:
+            return None if not final else -1
+        if q + 1 == len(buf) and not final:
+            return None  # the first quote of a ""?
+        if buf.startswith(QUOTE, q + 1):
+            p = q + 2
+            continue
+        return q
 
 
 def _is_blank(buf: bytes, p: int) -> int:
