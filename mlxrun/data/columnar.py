@@ -2,8 +2,8 @@
 
 A rank reads whole row groups (Parquet) or record batches (IPC), only the chosen column,
 one at a time, so memory stays flat as the file grows. Groups go to ranks by rows: a group
-belongs to the rank whose share of the rows (`span`) holds the group's first row, which
-balances ranks as well as the groups' sizes allow and gives every group to one rank.
+belongs to the rank whose share of the rows (`span`) holds the group's middle row, which
+gives every group to one rank, in order, and every rank its share within about a group.
 Integers (any width; uint64 where it fits int64), floats (widened exactly to float64),
 decimals (scale 0: exact integers; else each value correctly rounded to float64) and
 dictionary-encoded columns of those are read; nulls follow `missing`. A NaN is a value.
@@ -73,18 +73,20 @@ class Table:
         _check_type(path, self.name, self.type, pa)
 
     def groups(self, rank: int, np_: int) -> list[int]:
-        lo, hi = span(sum(self.rows), rank, np_)
+        """The groups whose middle row lies in the rank's share of the rows."""
+        lo, hi = span(2 * sum(self.rows), rank, np_)  # in half rows: middles are exact
         first, mine = 0, []
         for g, n in enumerate(self.rows):
-            if n and lo <= first < hi:
+            if n and lo <= 2 * first + n < hi:
                 mine.append(g)
             first += n
         return mine
 
-    def read(self, group: int) -> Any:
+    def read(self, group: int) -> list[Any]:
+        """The column's arrays in one group."""
         if self.data.format == "parquet":
-            return self.file.read_row_group(group, columns=[self.name]).column(0)
-        return self.file.get_batch(group).column(self.name)
+            return list(self.file.read_row_group(group, columns=[self.name]).column(0).chunks)
+        return [self.file.get_batch(group).column(self.name)]
 
 
 def _column(path: Path, names: list[str], column: str | int | None) -> str:
@@ -124,12 +126,11 @@ def table_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
         row = sum(table.rows[: groups[0]]) if groups else 0
         for g in groups:
-            column = table.read(g)
-            for piece in column.chunks:
+            for piece in table.read(g):
                 values, missing = _numbers(table, piece, row)
                 shard.missing += missing
                 row += len(piece)
-                yield values, table.sizes[g] * len(piece) // max(len(column), 1)
+                yield values, table.sizes[g] * len(piece) // max(table.rows[g], 1)
 
     shard = Shard(chunks(), sum(table.sizes[g] for g in groups))
     return shard

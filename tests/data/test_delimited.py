@@ -211,7 +211,7 @@ def test_files_written_by_pandas_and_r(tmp_path: Path) -> None:
     for path, present in ((written, [3750.0, 3250.5, 4000.0]), (r_style, [3750, 3250.5])):
         for np_ in (1, 2, 3):
             data = Data(path, "csv", column="body_mass_g", missing="skip")
-            assert shards(data, np_) [0] == present
+            assert shards(data, np_)[0] == present
     assert shards(Data(excel, "csv", column="body_mass_g", missing="skip"), 2)[0] == [
         3750,
         3250.5,
