@@ -48,6 +48,7 @@ bench: install
 	command -v datamash >/dev/null || { apt-get update -qq && apt-get install -y -qq datamash >/dev/null; }
 	$(BIN)/python benchmarks/launcher.py
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/tables.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

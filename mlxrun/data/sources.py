@@ -2,9 +2,11 @@
 not import this module.
 
 Each reader is imported where it serves, so that imports follow what a job needs: the CLI,
-which only checks the data, loads no reader of text (nor the C extension); a job that only
-counts, sums and averages plain text loads neither numpy nor the array readers; numpy loads
-where numbers are stored in arrays or an array file's header is read.
+which only checks the data, loads no reader of text (for csv/tsv it reads the header and
+sniffs the delimiter, which every rank is then told); a job that only counts, sums and
+averages plain text or csv loads neither numpy nor the array readers; numpy loads where
+numbers are stored in arrays or an array file's header is read; pyarrow only for Parquet
+and Arrow files.
 """
 
 from __future__ import annotations
