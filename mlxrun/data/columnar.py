@@ -140,51 +140,70 @@ def _numbers(table: Table, piece: Any, first_row: int) -> tuple[np.ndarray, int]
     """A column chunk as int64 or float64 numbers, and how many nulls were skipped."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if pa.types.is_dictionary(piece.type):
         piece = piece.dictionary_decode()
-    nulls = piece.null_count
-    if nulls:
-        if table.data.missing != "skip":
-            row = first_row + int(pc.index(pc.is_null(piece), True).as_py()) + 1
-            raise DataError(
-                f"{table.path}: row {row}: missing value (null) in column {table.name} "
-                "(use --missing skip)"
-            )
-        piece = piece.drop_null()
     t = piece.type
     if pa.types.is_decimal(t):
-        return _decimals(table, piece), nulls
-    if pa.types.is_floating(t):
-        if table.data.dtype == "int64":
-            raise DataError(
-                f"{table.path}: column {table.name} holds {t}, not integers (dtype is int64)"
-            )
-        floats = piece.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        if table.data.dtype == "float32":
-            floats = floats.astype(np.float32).astype(np.float64)
-        return floats, nulls
-    if t == pa.uint64() and len(piece) and pc.max(piece).as_py() >= 2**63:
+        decimals = piece.to_pylist()
+        present = [v for v in decimals if v is not None]
+        _nulls_allowed(table, first_row, decimals.index(None) if piece.null_count else None)
+        return _decimals(table, t.scale, present), piece.null_count
+    values, valid = _primitive(piece)
+    nulls = piece.null_count
+    if valid is not None:
+        _nulls_allowed(table, first_row, int(np.argmin(valid)))
+        values = values[valid]
+    if t.id == pa.uint64().id and len(values) and int(values.max()) >= 2**63:
         raise DataError(
             f"{table.path}: column {table.name} holds uint64 values beyond int64, which "
             "mlxrun does not sum"
         )
-    values = piece.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    if table.data.dtype in ("float64", "float32"):
-        values = values.astype(np.float64)
-        if table.data.dtype == "float32":
-            values = values.astype(np.float32).astype(np.float64)
-    return values, nulls
+    dtype = table.data.dtype
+    if values.dtype.kind == "f":
+        if dtype == "int64":
+            raise DataError(
+                f"{table.path}: column {table.name} holds {t}, not integers (dtype is int64)"
+            )
+        values = values.astype(np.float32 if dtype == "float32" else np.float64)
+        return values.astype(np.float64, copy=False), nulls
+    if dtype in ("float64", "float32"):
+        values = values.astype(np.float64).astype(dtype).astype(np.float64)
+        return values, nulls
+    return values.astype(np.int64), nulls
 
 
-def _decimals(table: Table, piece: Any) -> np.ndarray:
+def _primitive(piece: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values of an Arrow array of ints or floats as numpy sees its buffers, and where
+    it has nulls, which values are valid. Arrow's own null handling would load
+    pyarrow.compute: 0.1 s more of every rank's start."""
+    import numpy as np
+
+    validity, data = piece.buffers()[:2]
+    start, n = piece.offset, len(piece)
+    dtype = np.dtype(piece.type.to_pandas_dtype())
+    values = np.frombuffer(data, dtype=dtype, count=start + n)[start:]
+    if not piece.null_count:
+        return values, None
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+    return values, bits[start : start + n].astype(bool)
+
+
+def _nulls_allowed(table: Table, first_row: int, first_null: int | None) -> None:
+    """Nulls are skipped only with missing = "skip"; else the first one is an error."""
+    if first_null is not None and table.data.missing != "skip":
+        raise DataError(
+            f"{table.path}: row {first_row + first_null + 1}: missing value (null) in column "
+            f"{table.name} (use --missing skip)"
+        )
+
+
+def _decimals(table: Table, scale: int, values: list[Any]) -> np.ndarray:
     """Decimals as exact int64 (scale 0) or as float64, each correctly rounded (Python's
     float() of a Decimal is)."""
     import numpy as np
 
-    values = piece.to_pylist()
-    if piece.type.scale <= 0 and table.data.dtype == "auto":
+    if scale <= 0 and table.data.dtype == "auto":
         ints = [int(v) for v in values]
         big = next((v for v in ints if not -(2**63) <= v < 2**63), None)
         if big is not None:
