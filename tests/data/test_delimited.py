@@ -321,3 +321,29 @@ def test_python_and_c_agree_on_big_integers_among_floats(tmp_path: Path) -> None
             got[name] = shards(Data(path, "csv"), 1)[0]
     assert all(v == [float(9007199254740993), 0.5] for v in got.values())
     assert np.float64(9007199254740993) == got[PARSERS[0]][0]
+
+
+WORKER_RUN = """
+import sys
+from pathlib import Path
+from mlxrun.reduce import worker
+from mlxrun.reduce.plan import Plan
+from mlxrun.data.model import Data
+data = Data(Path(sys.argv[1]), "csv", column="b", delimiter=",", missing="skip")
+plan = Plan("job", 1, "ring", data, tuple(sys.argv[2:]), 10)
+assert worker.run(plan, worker.Reporter()) == 0
+print("numpy" in sys.modules)
+"""
+
+
+@pytest.mark.skipif(native.ext is None, reason="the C extension was not built")
+def test_a_csv_sum_job_never_loads_numpy(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "d.csv"
+    path.write_text('a,b\n"x, y",1\nz,NA\nw,2.5\n')
+    run = [sys.executable, "-c", WORKER_RUN, str(path), "count", "sum", "mean"]
+    out = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    assert '"sum": 3.5' in out and '"missing": 1' in out, out
+    assert out.splitlines()[-1] == "False"

@@ -53,7 +53,9 @@ def test_every_shipped_config_on_both_backends(mlxrun, config: Path, backend: st
     assert out["backend"] == backend and out["np"] == spec["job"]["np"]
     data = spec["data"]
     if "path" in data and not data["path"].endswith(".safetensors"):
-        values = read_values(config.parent / data["path"], data.get("column"))
+        values = read_values(
+            config.parent / data["path"], data.get("column"), data.get("missing", "error")
+        )
         if data.get("dtype") == "int64":
             assert all(isinstance(v, int) for v in values)
         assert out["count"] == len(values)
