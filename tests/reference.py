@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-
 NULLS = ("", "NA", "N/A", "null", "NULL")  # mlxrun's default null_values
 
 
