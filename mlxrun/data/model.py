@@ -30,6 +30,7 @@ MISSING = ("error", "skip")
 # field. "NaN" is not one of them: it is the float NaN, as Python, numpy and polars read it
 # (pandas counts it missing: add "NaN" to null_values for that).
 DEFAULT_NULLS = ("", "NA", "N/A", "null", "NULL")
+MAX_NULLS = 64  # native/csvparse.c compares a field with each
 SNIFFED = (",", ";", "\t", "|")  # the delimiters tried when none is given, in this order
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 

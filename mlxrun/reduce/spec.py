@@ -21,6 +21,7 @@ from mlxrun.data.model import (
     EXTENSIONS,
     FORMATS,
     GENERATORS,
+    MAX_NULLS,
     MISSING,
     TABLES,
     Data,
@@ -181,6 +182,8 @@ def _table_options(t: _Table, fmt: str | None) -> tuple[str | None, str, tuple[s
     missing = t.choice("missing", MISSING, "error") or "error"
     nulls = t.get("null_values", list)
     if nulls is not None:
+        if len(nulls) > MAX_NULLS:
+            raise t.error("null_values", f"at most {MAX_NULLS} values (got {len(nulls)})")
         for i, v in enumerate(nulls):
             if not isinstance(v, str):
                 raise t.error(f"null_values[{i}]", f"must be a string, not {v!r}")
