@@ -347,3 +347,10 @@ def test_a_csv_sum_job_never_loads_numpy(tmp_path: Path) -> None:
     out = subprocess.run(run, capture_output=True, text=True, check=True).stdout
     assert '"sum": 3.5' in out and '"missing": 1' in out, out
     assert out.splitlines()[-1] == "False"
+
+
+@pytest.mark.skipif(native.ext is None, reason="the C extension was not built")
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=5000) | st.just(b'"' * 4099), byte=st.sampled_from(b'"\x00\xff'))
+def test_the_quote_count_equals_pythons(data: bytes, byte: int) -> None:
+    assert native.ext.count_byte(data, bytes([byte])) == data.count(bytes([byte]))
