@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlxrun.data.model import Data
 from mlxrun.data.sources import check_data, open_shard
 from mlxrun.errors import DataError
 from mlxrun.reduce import algebra, kernels
+from tests.reference import expected
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -151,3 +154,29 @@ def test_without_pyarrow_the_error_names_the_extra(files: dict[str, Path]) -> No
         f"{files['t7-9']}: reading Parquet files needs pyarrow: "
         "pip install 'mlxrun[parquet]' (or pyarrow)\n"
     )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=60),
+    floats=st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)), max_size=60),
+    group=st.integers(1, 20),
+)  # fmt: skip
+def test_any_parquet_gives_the_same_exact_answer_for_every_np(
+    tmp_path_factory, values, floats, group
+) -> None:
+    path = tmp_path_factory.mktemp("pq") / "t.parquet"
+    floats = (floats + [0.0] * len(values))[: len(values)]
+    t = pa.table({"i": pa.array(values, pa.int64()), "f": pa.array(floats, pa.float64())})
+    pq.write_table(t, path, row_group_size=group)
+    ints = [v for v in values if v is not None]
+    present = [v for v in floats if v is not None]
+    for np_ in range(1, 5):
+        got = reduce(Data(path, "parquet", column="i", missing="skip"), np_)
+        assert (got["sum"], got["count"], got["missing"]) == (
+            sum(ints),
+            len(ints),
+            len(values) - len(ints),
+        )
+        got = reduce(Data(path, "parquet", column="f", missing="skip"), np_)
+        assert got["sum"] == expected(present, "sum") and got["count"] == len(present)

@@ -354,3 +354,32 @@ def test_a_csv_sum_job_never_loads_numpy(tmp_path: Path) -> None:
 @given(data=st.binary(max_size=5000) | st.just(b'"' * 4099), byte=st.sampled_from(b'"\x00\xff'))
 def test_the_quote_count_equals_pythons(data: bytes, byte: int) -> None:
     assert native.ext.count_byte(data, bytes([byte])) == data.count(bytes([byte]))
+
+
+def outcome(data: Data, np_: int) -> object:
+    try:
+        return repr(shards(data, np_))  # repr: a NaN equals a NaN
+    except DataError as e:
+        return str(e)
+
+
+@pytest.mark.skipif(native.ext is None, reason="the C extension was not built")
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.lists(st.sampled_from([*'",;\n\r 1.5eNA-', "\r\n", '""', "12", "nan"]), max_size=40),
+    chunk=st.sampled_from([3, 16, delimited.CHUNK_BYTES]),
+)
+def test_c_and_python_agree_on_any_bytes(tmp_path_factory, body, chunk) -> None:
+    """Well-formed or not: the same values, or the same error, from both tokenizers."""
+    path = tmp_path_factory.mktemp("raw") / "d.csv"
+    path.write_text("a,b\n" + "".join(body))
+    data = Data(path, "csv", column="b", delimiter=",", missing="skip")
+    saved, delimited.CHUNK_BYTES = delimited.CHUNK_BYTES, chunk
+    try:
+        for np_ in (1, 2, 3):
+            with parser("c"):
+                in_c = outcome(data, np_)
+            with parser("python"):
+                assert outcome(data, np_) == in_c
+    finally:
+        delimited.CHUNK_BYTES = saved
