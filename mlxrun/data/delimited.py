@@ -19,9 +19,11 @@ which is by the same rule the next rank's first record: every record belongs to 
 one rank. Whether a LF lies outside quotes is decided by the number of quote characters
 before it, counted from the header's end: in RFC 4180 quotes only open a field, close it,
 or come in pairs inside it, so that number is even exactly outside quoted fields, however
-many quoted newlines come before. The rank counts them (a fast byte count of the bytes
-before lo, in C where built) rather than guessing from its neighbourhood, so it can never
-start inside a quoted field. A quote that breaks RFC 4180 (inside an unquoted field, or
+many quoted newlines come before. The count is never guessed from the rank's
+neighbourhood, so a rank can never start inside a quoted field: in a job every rank counts
+the quotes of its own share (a byte count at memory speed, in C where built) and the ranks
+exchange the counts with one all_gather, so each knows the quotes before it without
+reading them (`quotes_in_share`); read alone, a rank counts the bytes before it. A quote that breaks RFC 4180 (inside an unquoted field, or
 text after a closing quote) would break that count: the rank whose records hold it stops
 the job with an error, and that rank's own start is right (all quotes before it are
 well-formed), so no job ends with a silently wrong shard.
@@ -279,12 +281,18 @@ def count_quotes(f: MappedFile, start: int, stop: int) -> int:
     return total
 
 
-def record_start(f: MappedFile, lay: Layout, offset: int) -> int:
-    """The first record start at or after `offset` (see the module's docstring)."""
+def record_start(f: MappedFile, lay: Layout, offset: int, quotes: int | None = None) -> int:
+    """The first record start at or after `offset` (see the module's docstring), given the
+    number of quotes in [data_start, offset) if known (else they are counted)."""
     if offset <= lay.data_start:
         return lay.data_start
-    odd = count_quotes(f, lay.data_start, offset - 1) % 2
     pos = offset - 1
+    if quotes is None:
+        odd = count_quotes(f, lay.data_start, pos) % 2
+    else:  # the count up to `offset`, less the byte at pos
+        mapped, skip = f.map(pos, 1)
+        odd = (quotes - (mapped[skip : skip + 1] == QUOTE)) % 2
+        mapped.close()
     while pos < lay.size:
         mapped, skip = f.map(pos, min(CHUNK_BYTES, lay.size - pos))
         block = bytes(memoryview(mapped)[skip:])
@@ -427,12 +435,22 @@ class _Reader:
         return (*out, high, low)
 
 
-def _reader(data: Data, rank: int, np_: int) -> _Reader:
+def quotes_in_share(data: Data, rank: int, np_: int) -> int:
+    """The quotes in the rank's nominal share of the bytes. The ranks exchange these (one
+    all_gather), so that each knows the quotes before its share without reading it:
+    the sum over the ranks before it (`quotes_before` below)."""
+    lay = layout(data)
+    lo, hi = span(lay.size - lay.data_start, rank, np_)
+    with MappedFile(lay.path, lay.size, "changed while read?") as f:
+        return count_quotes(f, lay.data_start + lo, lay.data_start + hi)
+
+
+def _reader(data: Data, rank: int, np_: int, quotes_before: int | None) -> _Reader:
     lay = layout(data)
     index = column_index(lay.path, lay.header, data.column)
     lo, hi = span(lay.size - lay.data_start, rank, np_)
     with MappedFile(lay.path, lay.size, "changed while read?") as f:
-        start = record_start(f, lay, lay.data_start + lo)
+        start = record_start(f, lay, lay.data_start + lo, quotes_before)
     return _Reader(data, lay, index, start, lay.data_start + hi)
 
 
@@ -440,9 +458,11 @@ def can_sum_csv(data: Data) -> bool:
     return data.format in ("csv", "tsv") and data.dtype == "auto" and native.ext is not None
 
 
-def delimited_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
+def delimited_sums(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[Sums]:
     """The rank's records summed by csv_column as they are read: nothing stored."""
-    reader = _reader(data, rank, np_)
+    reader = _reader(data, rank, np_, quotes_before)
     shard: Shard[Sums]
 
     def chunks() -> Iterator[tuple[Sums, int]]:
@@ -466,9 +486,11 @@ def delimited_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
     return shard
 
 
-def delimited_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
+def delimited_shard(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[np.ndarray]:
     """The rank's column values, a chunk at a time."""
-    reader = _reader(data, rank, np_)
+    reader = _reader(data, rank, np_, quotes_before)
     shard: Shard[np.ndarray]
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:

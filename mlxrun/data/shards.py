@@ -2,9 +2,9 @@
 range at a time, mapped.
 
 A rank never reads more than its shard (plus a line's worth at its edges):
-- text (.txt/.csv/.tsv): the byte range [size*r/N, size*(r+1)/N) moved to line starts, so
-  every line belongs to exactly one rank, whatever N (ranks beyond the number of lines get
-  empty shards);
+- text (.txt): the byte range [size*r/N, size*(r+1)/N) moved to line starts, so every line
+  belongs to exactly one rank, whatever N (ranks beyond the number of lines get empty
+  shards); csv/tsv: the same range moved to record starts outside quotes (delimited.py);
 - .npy, uncompressed .npz members and .safetensors tensors: an element range;
 - generated data: only the rank's own index range, reproducible for any N.
 Chunks are at most CHUNK_BYTES (text) or a million elements (arrays), each mapped just for

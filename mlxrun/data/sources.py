@@ -47,15 +47,33 @@ def check_data(data: Data) -> Data:
     return data
 
 
-def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
+def needs_quote_counts(data: Data) -> bool:
+    """Whether the ranks should exchange quote counts (`quote_count`) before reading."""
+    return data.format in ("csv", "tsv")
+
+
+def quote_count(data: Data, rank: int, np_: int) -> int:
+    """A csv/tsv rank's quotes in its nominal share of the bytes; the sum over the ranks
+    before it is the `quotes_before` of its shard (`mlxrun.data.delimited`)."""
+    from mlxrun.data import delimited
+
+    return delimited.quotes_in_share(data, rank, np_)
+
+
+def sums_shard(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[Sums] | None:
     """The rank's chunks already summed, for jobs that need only counts, sums and means,
-    where the C kernels can serve the data; None where the values must be read first."""
+    where the C kernels can serve the data; None where the values must be read first.
+    `quotes_before`: csv/tsv only, see quote_count (None: the rank counts them itself)."""
     if data.generate is not None or data.format in ("parquet", "arrow"):
         return None
     if data.format in ("csv", "tsv"):
         from mlxrun.data import delimited
 
-        return delimited.delimited_sums(data, rank, np_) if delimited.can_sum_csv(data) else None
+        if not delimited.can_sum_csv(data):
+            return None
+        return delimited.delimited_sums(data, rank, np_, quotes_before)
     if data.format == "text":
         from mlxrun.data import text
 
@@ -65,8 +83,11 @@ def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
     return arrays.float_sums(arrays.array_view(data), rank, np_)
 
 
-def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
-    """The chunks of numbers that rank `rank` of `np_` reduces."""
+def open_shard(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[np.ndarray]:
+    """The chunks of numbers that rank `rank` of `np_` reduces (`quotes_before`: see
+    sums_shard)."""
     if data.generate is not None:
         from mlxrun.data.generated import generated_shard
 
@@ -79,7 +100,7 @@ def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     if data.format in ("csv", "tsv"):
         from mlxrun.data.delimited import delimited_shard
 
-        return delimited_shard(data, rank, np_)
+        return delimited_shard(data, rank, np_, quotes_before)
     if data.format in ("parquet", "arrow"):
         from mlxrun.data.columnar import table_shard
 

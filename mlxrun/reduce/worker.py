@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from mlxrun.data.shards import Shard, Sums
-from mlxrun.data.sources import open_shard, sums_shard
+from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.rank.protocol import result_stream
 from mlxrun.rank.ring import wait_for_ring_start
@@ -113,17 +113,31 @@ class Local(NamedTuple):
     missing: int  # values skipped as missing
 
 
-def reduce_shard(plan: Plan, rank: int, reporter: Reporter) -> Local:
+def quotes_before(plan: Plan, rank: int, coll: Collectives) -> int | None:
+    """csv/tsv: the quotes before this rank's share of the bytes, from every rank's count
+    of its own share (one all_gather), so that no rank reads the bytes before its share to
+    find its first record. Every rank takes part, also one that cannot count: reading, it
+    meets the same error and reports it."""
+    if plan.np == 1 or not needs_quote_counts(plan.data):
+        return None
+    try:
+        own = quote_count(plan.data, rank, plan.np)
+    except DataError:
+        own = 0
+    return int(sum(row[0] for row in coll.all_gather([own])[:rank]))
+
+
+def reduce_shard(plan: Plan, rank: int, reporter: Reporter, quotes: int | None = None) -> Local:
     # Counts, sums and means need no stored numbers: text and csv are summed as they are
     # parsed, float64 arrays as they are read.
-    sums = sums_shard(plan.data, rank, plan.np) if set(plan.ops) <= SUM_OPS else None
+    sums = sums_shard(plan.data, rank, plan.np, quotes) if set(plan.ops) <= SUM_OPS else None
     if sums is not None:
         part = algebra.Partial(needs=SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
         return Local(part, sums.bytes_total, seconds, sums.missing)
     from mlxrun.reduce import kernels  # numpy: only where numbers are stored
 
-    shard = open_shard(plan.data, rank, plan.np)
+    shard = open_shard(plan.data, rank, plan.np, quotes)
     part = algebra.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
     seconds = consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
     return Local(part, shard.bytes_total, seconds, shard.missing)  # totals known once read
@@ -152,7 +166,7 @@ def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> fl
 
 
 def histogram(
-    plan: Plan, rank: int, state: algebra.Partial, coll: Collectives
+    plan: Plan, rank: int, state: algebra.Partial, coll: Collectives, quotes: int | None
 ) -> algebra.Histogram | str:
     """The second pass: bins need the global min and max first. Every rank runs the
     all_sum, also where there can be no bins (the reason is then the answer)."""
@@ -164,7 +178,7 @@ def histogram(
     except ValueError as e:
         coll.all_sum(counts)
         return str(e)
-    for chunk in open_shard(plan.data, rank, plan.np).chunks:
+    for chunk in open_shard(plan.data, rank, plan.np, quotes).chunks:
         chunk_counts = kernels.histogram_counts(chunk, lo, hi, plan.bins).tolist()
         counts = [a + b for a, b in zip(counts, chunk_counts, strict=True)]
     return algebra.Histogram(coll.all_sum(counts), kernels.histogram_edges(lo, hi, plan.bins))
@@ -175,9 +189,10 @@ def run(plan: Plan, reporter: Reporter) -> int:
     coll = Collectives(group)
     verify_group(plan, group, coll)
     rank = group.rank()
+    quotes = quotes_before(plan, rank, coll)
     error, mine = None, None
     try:
-        mine = reduce_shard(plan, rank, reporter)
+        mine = reduce_shard(plan, rank, reporter, quotes)
     except DataError as e:
         error = str(e)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
@@ -197,7 +212,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
         coll.all_gather(enc.gathered_ints),
         coll.all_gather(enc.gathered_floats, float64=True),
     )
-    hist = histogram(plan, rank, state, coll) if "histogram" in plan.ops else None
+    hist = histogram(plan, rank, state, coll, quotes) if "histogram" in plan.ops else None
     final = algebra.finalize(state, plan.ops, histogram=hist)
     final.values["missing"] = missing
     reporter.send(

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlxrun import native
-from mlxrun.data import delimited
+from mlxrun.data import delimited, sources
 from mlxrun.data.model import DEFAULT_NULLS, SNIFFED, Data
 from mlxrun.data.sources import check_data, open_shard, sums_shard
 from mlxrun.errors import DataError
@@ -37,12 +37,20 @@ def parser(name: str) -> Iterator[None]:
         native.ext = saved
 
 
-def shards(data: Data, np_: int) -> tuple[list[float], list[int]]:
-    """Every rank's values, in order, and what each rank skipped as missing."""
+def exchanged(data: Data, np_: int) -> list[int]:
+    """Every rank's quotes_before, as a job's ranks learn them (one all_gather)."""
+    counts = [sources.quote_count(data, r, np_) for r in range(np_)]
+    return [sum(counts[:r]) for r in range(np_)]
+
+
+def shards(data: Data, np_: int, exchange: bool = False) -> tuple[list[float], list[int]]:
+    """Every rank's values, in order, and what each rank skipped as missing; each rank
+    counts the quotes before it, or (`exchange`) is told them as in a job."""
     values: list[float] = []
     missing = []
+    before = exchanged(data, np_) if exchange else [None] * np_
     for r in range(np_):
-        shard = open_shard(data, r, np_)
+        shard = open_shard(data, r, np_, before[r])
         values += [v for chunk in shard.chunks for v in chunk.tolist()]
         missing.append(shard.missing)
     return values, missing
@@ -136,9 +144,10 @@ def test_any_csv_reads_as_pythons_csv_module_reads_it_for_any_np(
         for name in PARSERS:
             with parser(name):
                 for np_ in range(1, 5):
-                    values, missing = shards(data, np_)
-                    assert values == [float(v) for v in want]
-                    assert sum(missing) == want_missing
+                    for exchange in (False, True):
+                        values, missing = shards(data, np_, exchange)
+                        assert values == [float(v) for v in want]
+                        assert sum(missing) == want_missing
     finally:
         delimited.CHUNK_BYTES = saved
     if native.ext is not None:
@@ -185,7 +194,9 @@ def test_quoted_newlines_across_every_rank_boundary(tmp_path: Path) -> None:
     for name in PARSERS:
         with parser(name):
             for np_ in range(1, 9):
-                assert shards(Data(path, "csv", column="n"), np_)[0] == list(range(300))
+                for exchange in (False, True):
+                    got = shards(Data(path, "csv", column="n"), np_, exchange)[0]
+                    assert got == list(range(300))
 
 
 def test_files_written_by_pandas_and_r(tmp_path: Path) -> None:

@@ -109,3 +109,15 @@ def test_validate_knows_the_new_keys(mlxrun, tmp_path: Path) -> None:
     spec.write_text('[data]\npath = "d.csv"\ncolumn = "b"\nmising = "skip"\n')
     bad = mlxrun("validate", str(spec))
     assert bad.stderr == f'Error: {spec}: data -> mising: unknown key (did you mean "missing"?)\n'
+
+
+def test_quoted_newlines_in_a_real_job_for_every_np(mlxrun, tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    rows = "".join(f'"line\n{"x" * (i % 50)}\n""q""",{i}\n' for i in range(2000))
+    path.write_text("note,n\n" + rows)
+    for np_ in ("2", "4"):
+        out = run_json(mlxrun, "sum", "-c", "n", "--np", np_, str(path))
+        assert out["results"]["sum"] == sum(range(2000))
+        assert sum(r["bytes"] for r in out["ranks"]) == path.stat().st_size - len("note,n\n")
+    out = run_json(mlxrun, "stats", "-c", "n", "--np", "3", str(path))
+    assert out["results"]["max"] == 1999 and out["count"] == 2000
