@@ -96,7 +96,8 @@ def reference(path: Path, delimiter: str, column: str) -> tuple[list[int | float
 
 number = st.one_of(
     st.integers(-(2**53), 2**53).map(str),
-    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    # Bounded so that no sum passes the float64 maximum (the reference cannot round that).
+    st.floats(allow_nan=False, min_value=-1e300, max_value=1e300).map(repr),
 )
 text = st.lists(st.sampled_from([*'ab ,;|\t"é', "\n", "\r\n"]), max_size=8).map("".join)
 target = st.one_of(number, number, number, st.sampled_from(["", "NA", "null"]))
