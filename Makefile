@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python benchmarks/launcher.py
 	$(BIN)/python benchmarks/run.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/collectives.py
+	$(BIN)/python benchmarks/tables.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -8,7 +8,7 @@ setup(
     ext_modules=[
         Extension(
             "mlxrun.native._native",
-            [f"{NATIVE}/module.c", f"{NATIVE}/textparse.c", f"{NATIVE}/exactsum.c"],
+            [f"{NATIVE}/module.c", f"{NATIVE}/textparse.c", f"{NATIVE}/csvparse.c", f"{NATIVE}/exactsum.c"],
             depends=[f"{NATIVE}/native.h", f"{NATIVE}/bins.h", f"{NATIVE}/pow5.h"],
             extra_compile_args=["-O2"],
             optional=True,

@@ -11,15 +11,25 @@ from typing import Any
 
 import numpy as np
 
+NULLS = ("", "NA", "N/A", "null", "NULL")  # mlxrun's default null_values
 
-def read_values(path: Path, column: str | int | None = None) -> list[int | float]:
-    """The numbers of a data file, read the slow and obvious way."""
+
+def read_values(
+    path: Path, column: str | int | None = None, missing: str = "error"
+) -> list[int | float]:
+    """The numbers of a data file, read the slow and obvious way (missing values left out
+    if `missing` is "skip")."""
     suffix = path.suffix
     if suffix in (".csv", ".tsv"):
-        with path.open() as f:
+        with path.open(encoding="utf-8-sig", newline="") as f:
             rows = list(csv.reader(f, delimiter="\t" if suffix == ".tsv" else ","))
         index = column if isinstance(column, int) else rows[0].index(str(column))
-        return [_number(row[index]) for row in rows[1:] if row]
+        fields = [row[index].strip() for row in rows[1:] if row]
+        return [_number(v) for v in fields if not (missing == "skip" and v in NULLS)]
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [v for v in pq.read_table(path)[column].to_pylist() if v is not None]
     if suffix == ".npy":
         return np.load(path).ravel().tolist()
     if suffix == ".npz":

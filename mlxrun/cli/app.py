@@ -180,7 +180,29 @@ JsonOption = Annotated[
 ]
 ColumnOption = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--column", "-c", help="csv/tsv column (name or index); npz/safetensors array."),
+    typer.Option(
+        "--column",
+        "-c",
+        help="csv/tsv/parquet/arrow column (name or index); npz/safetensors array.",
+    ),
+]
+
+
+DelimiterOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--delimiter",
+        "-d",
+        help="csv/tsv field delimiter (one character or tab). Default: sniffed.",
+    ),
+]
+MissingOption = Annotated[
+    str,
+    typer.Option(
+        "--missing",
+        help="A missing value (empty, NA, N/A, null, NULL; a null in Parquet/Arrow): "
+        "error, or skip it (counted and reported, not reduced).",
+    ),
 ]
 
 
@@ -233,17 +255,23 @@ def run_(
 def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
     def shortcut(
         file: Annotated[
-            Path, typer.Argument(help="Data: .txt/.csv/.tsv text, .npy, .npz or .safetensors.")
+            Path,
+            typer.Argument(
+                help="Data: .txt/.csv/.tsv text, .npy, .npz, .safetensors, .parquet or "
+                ".arrow/.feather."
+            ),
         ],
         np: Annotated[int, typer.Option("--np", "-n", help="Number of processes (ranks).")] = 2,
         column: ColumnOption = None,
+        delimiter: DelimiterOption = None,
+        missing: MissingOption = "error",
         backend: BackendOption = "ring",
         timeout: TimeoutOption = None,
         stall_timeout: StallOption = None,
         as_json: JsonOption = False,
     ) -> None:
         col: str | int | None = int(column) if column is not None and column.isdigit() else column
-        spec = spec_for_file(file, ops, col, np, backend)
+        spec = spec_for_file(file, ops, col, np, backend, delimiter, missing)
         spec = spec.override(timeout=timeout, stall_timeout=stall_timeout)
         reduce_and_show(spec, as_json)
 

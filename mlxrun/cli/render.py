@@ -123,6 +123,8 @@ def result_table(result: JobResult, data: str) -> Table:
         partial = ", ".join(
             f"{op} {show_partial(v)}" for op, v in r.partials.items() if op != "count"
         )
+        if r.missing:
+            partial += f", {r.missing:,} missing skipped"
         speed = f"{r.bytes / r.seconds / 1e6:.1f}" if r.seconds > 0 else "-"
         table.add_row(
             str(r.rank), r.host, f"{r.count:,}", f"{r.bytes:,}", partial, f"{r.seconds:.3f}", speed
@@ -138,6 +140,9 @@ def result_table(result: JobResult, data: str) -> Table:
     nan_count = result.results.get("nan_count", 0)
     if nan_count:
         table.add_row("NaN values", "", "", "", str(nan_count), "", "", style="yellow")
+    if result.missing:
+        shown = f"{result.missing:,} skipped (not counted)"
+        table.add_row("missing", "", "", "", shown, "", "", style="yellow")
     table.add_row(
         "total", "", f"{result.count:,}", "", "", f"{result.seconds:.3f}", "", style="dim"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = ("text", "csv", "tsv", "npy", "npz", "safetensors")
+FORMATS = ("text", "csv", "tsv", "npy", "npz", "safetensors", "parquet", "arrow")
 DTYPES = ("auto", "int64", "float64", "float32")
 GENERATORS = ("range", "random")
 DISTRIBUTIONS = ("normal", "uniform", "integers")
@@ -18,7 +18,29 @@ EXTENSIONS = {
     ".npy": "npy",
     ".npz": "npz",
     ".safetensors": "safetensors",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
 }
+TABLES = ("csv", "tsv", "parquet", "arrow")  # formats with columns and missing values
+MISSING = ("error", "skip")
+# Fields that mean "no value" by default: polars' and R's usual spellings, and the empty
+# field. "NaN" is not one of them: it is the float NaN, as Python, numpy and polars read it
+# (pandas counts it missing: add "NaN" to null_values for that).
+DEFAULT_NULLS = ("", "NA", "N/A", "null", "NULL")
+MAX_NULLS = 64  # native/csvparse.c compares a field with each
+SNIFFED = (",", ";", "\t", "|")  # the delimiters tried when none is given, in this order
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def delimiter_problem(delimiter: str) -> str | None:
+    """What is wrong with a delimiter as given (a name such as "tab" allowed), or None."""
+    d = DELIMITER_NAMES.get(delimiter, delimiter)
+    if len(d) != 1 or d in '"\r\n' or not d.isascii():
+        return 'must be one ASCII character other than a quote or a newline, or "tab"'
+    return None
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,9 @@ class Data:
     column: str | int | None = None
     dtype: str = "auto"
     generate: Generate | None = None
+    delimiter: str | None = None  # csv/tsv: one character; None: sniffed (csv), tab (tsv)
+    missing: str = "error"  # a missing value is an error, or skipped and counted
+    null_values: tuple[str, ...] = DEFAULT_NULLS
 
     def describe(self) -> str:
         if self.generate is not None:

@@ -2,9 +2,9 @@
 range at a time, mapped.
 
 A rank never reads more than its shard (plus a line's worth at its edges):
-- text (.txt/.csv/.tsv): the byte range [size*r/N, size*(r+1)/N) moved to line starts, so
-  every line belongs to exactly one rank, whatever N (ranks beyond the number of lines get
-  empty shards);
+- text (.txt): the byte range [size*r/N, size*(r+1)/N) moved to line starts, so every line
+  belongs to exactly one rank, whatever N (ranks beyond the number of lines get empty
+  shards); csv/tsv: the same range moved to record starts outside quotes (delimited.py);
 - .npy, uncompressed .npz members and .safetensors tensors: an element range;
 - generated data: only the rank's own index range, reproducible for any N.
 Chunks are at most CHUNK_BYTES (text) or a million elements (arrays), each mapped just for
@@ -36,8 +36,9 @@ class Shard(Generic[T]):
 
     def __init__(self, parts: Iterator[tuple[T, int]], bytes_total: int) -> None:
         self._parts = parts
-        self.bytes_total = bytes_total
+        self.bytes_total = bytes_total  # readers may correct it once the chunks are read
         self.bytes_done = 0  # for progress reports
+        self.missing = 0  # values skipped as missing (--missing skip), counted by readers
 
     @property
     def chunks(self) -> Iterator[T]:
@@ -71,6 +72,37 @@ def existing(data: Data) -> Path:
     if not data.path.is_file():
         raise DataError(f"{data.path}: no such file")
     return data.path
+
+
+# Magic bytes of compressed files: known by what they hold, not by their name.
+COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -k"),
+    b"BZh": ("bzip2", "bunzip2 -k"),
+    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"),
+    b"PK\x03\x04": ("zip", "unzip"),
+}
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which spreadsheet exports write
+
+
+def existing_text(data: Data) -> Path:
+    """The path of a text-like file (text, csv, tsv), which must not be compressed: its
+    bytes would be read as numbers. Streaming a compressed file would put it on one rank."""
+    path = existing(data)
+    with path.open("rb") as f:
+        head = f.read(8)
+    for magic, (kind, command) in COMPRESSED.items():
+        if head.startswith(magic):
+            raise DataError(
+                f"{path}: is {kind}-compressed; decompress it first ({command} {path}), "
+                "so that every rank can read its own part"
+            )
+    return path
+
+
+def bom_length(path: Path) -> int:
+    with path.open("rb") as f:
+        return len(BOM) if f.read(3) == BOM else 0
 
 
 class MappedFile:
@@ -123,8 +155,12 @@ def line_range(path: Path, rank: int, np_: int, skip: int = 0) -> tuple[int, int
     """The rank's byte range of whole lines, of the part of the file after its first
     `skip` bytes (a header)."""
     lo, hi = span(path.stat().st_size - skip, rank, np_)
+
+    def start(offset: int) -> int:  # what is skipped (a BOM) need not end with a newline
+        return skip if offset == 0 else line_start_at_or_after(f, skip + offset)
+
     with path.open("rb") as f:
-        return line_start_at_or_after(f, skip + lo), line_start_at_or_after(f, skip + hi)
+        return start(lo), start(hi)
 
 
 def read_lines(path: Path, start: int, end: int) -> Iterator[tuple[memoryview, int]]:

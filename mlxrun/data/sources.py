@@ -2,9 +2,11 @@
 not import this module.
 
 Each reader is imported where it serves, so that imports follow what a job needs: the CLI,
-which only checks the data, loads no reader of text (nor the C extension); a job that only
-counts, sums and averages plain text loads neither numpy nor the array readers; numpy loads
-where numbers are stored in arrays or an array file's header is read.
+which only checks the data, loads no reader of text (for csv/tsv it reads the header and
+sniffs the delimiter, which every rank is then told); a job that only counts, sums and
+averages plain text or csv loads neither numpy nor the array readers; numpy loads where
+numbers are stored in arrays or an array file's header is read; pyarrow only for Parquet
+and Arrow files.
 """
 
 from __future__ import annotations
@@ -12,40 +14,66 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlxrun.data.model import Data
-from mlxrun.data.shards import Shard, Sums, existing
+from mlxrun.data.shards import Shard, Sums, existing, existing_text
 from mlxrun.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def check_data(data: Data) -> None:
-    """Fails before any rank starts on what can be seen from here (a missing file, a bad
-    column, an array file that is not one)."""
+def check_data(data: Data) -> Data:
+    """Fails before any rank starts on what can be seen from here (a missing file, a
+    compressed one, a bad column, an array file that is not one). Returns the data as the
+    ranks should read it: with a csv file's sniffed delimiter, so that all agree."""
     if data.path is None:
-        return
+        return data
     if not data.path.is_file():
         raise DataError(f"{data.path}: no such file")
     if data.format == "text":
-        return
+        existing_text(data)
+        return data
     if data.format in ("csv", "tsv"):
         from mlxrun.data import delimited
 
-        path = data.path
-        delimited.column_index(
-            path, delimited.csv_header(path, delimited.delimiter_of(data)), data.column
-        )
-        return
+        return delimited.check_csv(data)
+    if data.format in ("parquet", "arrow"):
+        from mlxrun.data import columnar
+
+        columnar.check_table(data)
+        return data
     from mlxrun.data import arrays
 
     arrays.array_view(data)
+    return data
 
 
-def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
+def needs_quote_counts(data: Data) -> bool:
+    """Whether the ranks should exchange quote counts (`quote_count`) before reading."""
+    return data.format in ("csv", "tsv")
+
+
+def quote_count(data: Data, rank: int, np_: int) -> int:
+    """A csv/tsv rank's quotes in its nominal share of the bytes; the sum over the ranks
+    before it is the `quotes_before` of its shard (`mlxrun.data.delimited`)."""
+    from mlxrun.data import delimited
+
+    return delimited.quotes_in_share(data, rank, np_)
+
+
+def sums_shard(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[Sums] | None:
     """The rank's chunks already summed, for jobs that need only counts, sums and means,
-    where the C kernels can serve the data; None where the values must be read first."""
-    if data.generate is not None or data.format in ("csv", "tsv"):
+    where the C kernels can serve the data; None where the values must be read first.
+    `quotes_before`: csv/tsv only, see quote_count (None: the rank counts them itself)."""
+    if data.generate is not None or data.format in ("parquet", "arrow"):
         return None
+    if data.format in ("csv", "tsv"):
+        from mlxrun.data import delimited
+
+        if not delimited.can_sum_csv(data):
+            return None
+        return delimited.delimited_sums(data, rank, np_, quotes_before)
     if data.format == "text":
         from mlxrun.data import text
 
@@ -55,8 +83,11 @@ def sums_shard(data: Data, rank: int, np_: int) -> Shard[Sums] | None:
     return arrays.float_sums(arrays.array_view(data), rank, np_)
 
 
-def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
-    """The chunks of numbers that rank `rank` of `np_` reduces."""
+def open_shard(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[np.ndarray]:
+    """The chunks of numbers that rank `rank` of `np_` reduces (`quotes_before`: see
+    sums_shard)."""
     if data.generate is not None:
         from mlxrun.data.generated import generated_shard
 
@@ -69,7 +100,11 @@ def open_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     if data.format in ("csv", "tsv"):
         from mlxrun.data.delimited import delimited_shard
 
-        return delimited_shard(data, rank, np_)
+        return delimited_shard(data, rank, np_, quotes_before)
+    if data.format in ("parquet", "arrow"):
+        from mlxrun.data.columnar import table_shard
+
+        return table_shard(data, rank, np_)
     from mlxrun.data import arrays
 
     return arrays.array_shard(arrays.array_view(data), rank, np_)

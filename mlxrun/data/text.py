@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlxrun import native
 from mlxrun.data.locate import COMMENT, beyond_int64, int_overflow, not_a_number
 from mlxrun.data.model import Data
-from mlxrun.data.shards import Shard, Sums, existing, line_range, read_lines
+from mlxrun.data.shards import Shard, Sums, bom_length, existing_text, line_range, read_lines
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,8 +28,8 @@ def can_sum_text(data: Data) -> bool:
 def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
     """The rank's text shard summed chunk by chunk without storing the numbers, for jobs
     that need only count, sum and mean. A bad token is reported as text_shard does."""
-    path = existing(data)
-    start, end = line_range(path, rank, np_)
+    path = existing_text(data)
+    start, end = line_range(path, rank, np_, skip=bom_length(path))
 
     def chunks() -> Iterator[tuple[Sums, int]]:
         for chunk, offset in read_lines(path, start, end):
@@ -50,8 +50,8 @@ def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
 
 def text_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     """The rank's text shard as arrays of numbers, a chunk at a time."""
-    path = existing(data)
-    start, end = line_range(path, rank, np_)
+    path = existing_text(data)
+    start, end = line_range(path, rank, np_, skip=bom_length(path))
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
         for chunk, offset in read_lines(path, start, end):

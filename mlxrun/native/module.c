@@ -1,5 +1,5 @@
-/* mlxrun's optional C extension: the text parser (textparse.c) and the exact-sum kernel
- * (exactsum.c) as one module, so that Python imports one shared object, once. */
+/* mlxrun's optional C extension: the text parser (textparse.c), the CSV column reader (csvparse.c) and
+ * the exact-sum kernel (exactsum.c) as one module, so that Python imports one shared object, once. */
 #include "native.h"
 
 static PyMethodDef methods[] = {
@@ -8,6 +8,11 @@ static PyMethodDef methods[] = {
     {"sum_text", native_sum_text, METH_VARARGS,
      "sum_text(src, high, low) -> (count, all_int, error_kind, error_offset, nan, posinf, "
      "neginf, total_high, total_low, rounding)"},
+    {"csv_column", native_csv_column, METH_VARARGS,
+     "csv_column(src, stop, final, delim, column, nulls, skip_missing, floats, ints, high, low) "
+     "-> (next, done, count, missing, all_int, error_kind, error_offset, nan, posinf, neginf, "
+     "total_high, total_low, rounding)"},
+    {"count_byte", native_count_byte, METH_VARARGS, "count_byte(src, byte) -> count"},
     {"binned", native_binned, METH_VARARGS,
      "binned(values, high, low) -> (nan, posinf, neginf)"},
     {NULL, NULL, 0, NULL},

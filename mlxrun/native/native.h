@@ -4,11 +4,19 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 /* textparse.c: numbers in text, parsed exactly. */
 void native_textparse_init(void);
 PyObject *native_parse(PyObject *self, PyObject *args);
 PyObject *native_sum_text(PyObject *self, PyObject *args);
+/* One number in [p, end): its end, or NULL if not a number (textparse.c's grammar). */
+const unsigned char *native_number(const unsigned char *p, const unsigned char *end, double *f,
+                                   int64_t *i, int *is_int, int *overflow);
+
+/* csvparse.c: one column of a CSV/TSV file, tokenized and parsed exactly. */
+PyObject *native_csv_column(PyObject *self, PyObject *args);
+PyObject *native_count_byte(PyObject *self, PyObject *args);
 
 /* exactsum.c: float64 values added exactly into exponent bins. */
 PyObject *native_binned(PyObject *self, PyObject *args);

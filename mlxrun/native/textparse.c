@@ -211,8 +211,8 @@ static inline int skip_to_token(const unsigned char **pp, const unsigned char *e
 }
 
 /* Parses one token at p (p < end); returns the end of the token, or NULL if it is not a
- * number. */
-static const unsigned char *number(const unsigned char *p, const unsigned char *end, double *f,
+ * number. csvparse.c parses fields with it too. */
+const unsigned char *native_number(const unsigned char *p, const unsigned char *end, double *f,
                                    int64_t *i, int *is_int, int *overflow) {
     const unsigned char *start = p;
     int negative = *p == '-';
@@ -315,7 +315,7 @@ static inline int next_number(const unsigned char **pp, const unsigned char *end
     *f = 0;
     *i = 0;
     *is_int = 0;
-    const unsigned char *next = number(*pp, end, f, i, is_int, &overflow);
+    const unsigned char *next = native_number(*pp, end, f, i, is_int, &overflow);
     if (next == NULL || overflow) {
         *kind = next == NULL ? 1 : 2;
         return -1;

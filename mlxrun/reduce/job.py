@@ -54,9 +54,9 @@ def run_reduction(
     while_starting: Callable[[], object] | None = None,
 ) -> JobResult:
     job = spec.job
-    check_data(spec.data)
+    data = check_data(spec.data)  # as every rank must read it (a csv's sniffed delimiter)
     target = job_spec((), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout)
-    plan = Plan(uuid.uuid4().hex, target.np, job.backend, spec.data, spec.ops, spec.bins)
+    plan = Plan(uuid.uuid4().hex, target.np, job.backend, data, spec.ops, spec.bins)
     command = (sys.executable, "-m", "mlxrun.reduce.worker", plan.to_json())
     started = time.perf_counter()
     report = Supervisor(replace(target, command=command), output, on_record, while_starting).run()
@@ -67,9 +67,17 @@ def run_reduction(
         e.timeout = job.timeout
         raise
     results = agreed(records)
+    missing = int(results.pop("missing", 0))
     ranks = tuple(
         RankResult(
-            r["rank"], r["host"], r["count"], r["bytes"], r["seconds"], r["max_rss"], r["partials"]
+            r["rank"],
+            r["host"],
+            r["count"],
+            r["bytes"],
+            r["seconds"],
+            r["max_rss"],
+            r["partials"],
+            r.get("missing", 0),
         )
         for r in sorted(records, key=lambda r: r["rank"])
     )
@@ -83,4 +91,5 @@ def run_reduction(
         count=sum(r.count for r in ranks),
         seconds=seconds,
         ranks=ranks,
+        missing=missing,
     )

@@ -34,7 +34,14 @@ class Plan:
         d = raw["data"]
         gen = Generate(**d["generate"]) if d["generate"] else None
         data = Data(
-            Path(d["path"]) if d["path"] else None, d["format"], d["column"], d["dtype"], gen
+            Path(d["path"]) if d["path"] else None,
+            d["format"],
+            d["column"],
+            d["dtype"],
+            gen,
+            d["delimiter"],
+            d["missing"],
+            tuple(d["null_values"]),
         )
         return cls(raw["job_id"], raw["np"], raw["backend"], data, tuple(raw["ops"]), raw["bins"])
 

@@ -23,6 +23,7 @@ class RankResult:
     seconds: float
     max_rss: int  # peak resident memory of the rank's worker, bytes
     partials: dict[str, Any]
+    missing: int = 0  # values skipped as missing (--missing skip)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class JobResult:
     count: int
     seconds: float
     ranks: tuple[RankResult, ...]
+    missing: int = 0  # values skipped as missing, all ranks
 
     def to_json(self) -> str:
         ranks = [
@@ -43,6 +45,7 @@ class JobResult:
                 "rank": r.rank,
                 "host": r.host,
                 "count": r.count,
+                "missing": r.missing,
                 "bytes": r.bytes,
                 "seconds": r.seconds,
                 "max_rss": r.max_rss,
@@ -56,6 +59,7 @@ class JobResult:
             "backend": self.backend,
             "results": {op: self.results.get(op) for op in self.ops},
             "count": self.count,
+            "missing": self.missing,
             "seconds": self.seconds,
             "ranks": ranks,
         }

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from mlxrun.data.model import (
+    DEFAULT_NULLS,
     DISTRIBUTIONS,
     DTYPES,
     EXTENSIONS,
     FORMATS,
     GENERATORS,
+    MAX_NULLS,
+    MISSING,
+    TABLES,
     Data,
     Generate,
+    delimiter_problem,
 )
 from mlxrun.errors import SpecError, UsageError, did_you_mean
 from mlxrun.launch.job import BACKENDS, MAX_NP, check_settings
@@ -181,8 +186,36 @@ def _generate(file: str, raw: Any) -> Generate:
     )
 
 
+DATA_KEYS = (
+    "path", "format", "column", "dtype", "delimiter", "missing", "null_values", "generate",
+)  # fmt: skip
+
+
+def _table_options(t: _Table, fmt: str | None) -> tuple[str | None, str, tuple[str, ...]]:
+    """delimiter, missing and null_values, where the format has them."""
+    delimiter = t.get("delimiter", str)
+    if delimiter is not None:
+        problem = delimiter_problem(delimiter)
+        if problem is not None:
+            raise t.error("delimiter", problem)
+        if fmt not in ("csv", "tsv"):
+            raise t.error("delimiter", "only csv and tsv files have a delimiter")
+    missing = t.choice("missing", MISSING, "error") or "error"
+    nulls = t.get("null_values", list)
+    if nulls is not None:
+        if len(nulls) > MAX_NULLS:
+            raise t.error("null_values", f"at most {MAX_NULLS} values (got {len(nulls)})")
+        for i, v in enumerate(nulls):
+            if not isinstance(v, str):
+                raise t.error(f"null_values[{i}]", f"must be a string, not {v!r}")
+    for key in ("missing", "null_values"):
+        if key in t.raw and fmt not in TABLES:
+            raise t.error(key, f"only tables have missing values ({', '.join(TABLES)})")
+    return delimiter, missing, tuple(nulls) if nulls is not None else DEFAULT_NULLS
+
+
 def _data(file: str, raw: Any, base: Path) -> Data:
-    t = _Table(file, "data", raw, ("path", "format", "column", "dtype", "generate"))
+    t = _Table(file, "data", raw, DATA_KEYS)
     path = t.get("path", str)
     generate = _generate(file, t.raw["generate"]) if "generate" in t.raw else None
     if (path is None) == (generate is None):
@@ -195,12 +228,16 @@ def _data(file: str, raw: Any, base: Path) -> Data:
                 "format",
                 f'cannot tell the format of "{path}"; set format = one of {", ".join(FORMATS)}',
             )
+    delimiter, missing, nulls = _table_options(t, fmt)
     return Data(
         path=base / path if path is not None else None,
         format=fmt or "generated",
         column=t.get("column", (str, int)),
         dtype=t.choice("dtype", DTYPES, "auto") or "auto",
         generate=generate,
+        delimiter=delimiter,
+        missing=missing,
+        null_values=nulls,
     )
 
 
@@ -260,16 +297,50 @@ def load_spec(path: Path) -> Spec:
     return parse_spec(text, str(path), path.parent)
 
 
+# Formats known by their first bytes, for a file whose name does not say.
+MAGIC_FORMATS = ((b"PAR1", "parquet"), (b"ARROW1", "arrow"))
+
+
+def format_of(path: Path) -> str:
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is not None:
+        return fmt
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        head = b""
+    return next((f for magic, f in MAGIC_FORMATS if head.startswith(magic)), "text")
+
+
 def spec_for_file(
-    path: Path, ops: tuple[str, ...], column: str | int | None, np: int | None, backend: str
+    path: Path,
+    ops: tuple[str, ...],
+    column: str | int | None,
+    np: int | None,
+    backend: str,
+    delimiter: str | None = None,
+    missing: str = "error",
 ) -> Spec:
     """The spec behind shortcuts such as `mlxrun sum FILE`."""
-    fmt = EXTENSIONS.get(path.suffix.lower(), "text")
+    fmt = format_of(path)
+    if delimiter is not None:
+        problem = delimiter_problem(delimiter)
+        if problem is not None:
+            raise UsageError(f"--delimiter {delimiter!r}: {problem}")
+        if fmt not in ("csv", "tsv"):
+            raise UsageError(f"--delimiter: {path} is {fmt}, not csv or tsv")
+    if missing not in MISSING:
+        raise UsageError(f'--missing: unknown value "{missing}"; one of: {", ".join(MISSING)}')
+    if missing != "error" and fmt not in TABLES:
+        raise UsageError(
+            f"--missing: {path} is {fmt}; only tables have missing values ({', '.join(TABLES)})"
+        )
     return Spec(
         job=JobSettings(
             name=f"{ops[0] if len(ops) == 1 else 'stats'} {path.name}", np=np, backend=backend
         ),
-        data=Data(path=path, format=fmt, column=column),
+        data=Data(path=path, format=fmt, column=column, delimiter=delimiter, missing=missing),
         ops=ops,
     )
 
@@ -286,11 +357,16 @@ backend = "ring"            # ring | mpi
 # stall_timeout = 60        # no output and no work for this long: stacks, then stop (124)
 
 [data]
-# path = "numbers.txt"      # .txt/.csv/.tsv text, .npy, .npz, .safetensors
+# path = "numbers.txt"      # .txt/.csv/.tsv text, .npy, .npz, .safetensors,
+#                           # .parquet, .arrow/.feather (pip install 'mlxrun[parquet]')
 # format = "text"           # inferred from the extension when absent
-# column = "price"          # csv/tsv with a header: which column (name or index);
+# column = "price"          # csv/tsv/parquet/arrow: which column (name or index);
 #                           # npz/safetensors: which array
 # dtype = "auto"            # auto | int64 | float64 | float32
+# delimiter = ","           # csv/tsv: one character or "tab"; sniffed (, ; tab |) if absent
+# missing = "error"         # error | skip: skipped values are counted, not reduced
+# null_values = ["", "NA", "N/A", "null", "NULL"]  # what a missing field looks like
+#                           # ("NaN" is the float NaN; add it here to skip it, as pandas)
 
 # Instead of a path: data generated on the ranks, the same for any np.
 [data.generate]

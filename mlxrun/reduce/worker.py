@@ -20,10 +20,10 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mlxrun.data.shards import Shard, Sums
-from mlxrun.data.sources import open_shard, sums_shard
+from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.rank.protocol import result_stream
 from mlxrun.rank.ring import wait_for_ring_start
@@ -104,19 +104,43 @@ def verify_group(plan: Plan, group: Any, coll: Collectives) -> None:
         raise RuntimeError("a rank of another job answered on this job's ports; results discarded")
 
 
-def reduce_shard(plan: Plan, rank: int, reporter: Reporter) -> tuple[algebra.Partial, int, float]:
-    # Counts, sums and means need no stored numbers: text is summed as it is parsed,
-    # float64 arrays as they are read.
-    sums = sums_shard(plan.data, rank, plan.np) if set(plan.ops) <= SUM_OPS else None
+class Local(NamedTuple):
+    """A rank's own part of the job, before the ranks combine."""
+
+    part: algebra.Partial
+    nbytes: int
+    seconds: float
+    missing: int  # values skipped as missing
+
+
+def quotes_before(plan: Plan, rank: int, coll: Collectives) -> int | None:
+    """csv/tsv: the quotes before this rank's share of the bytes, from every rank's count
+    of its own share (one all_gather), so that no rank reads the bytes before its share to
+    find its first record. Every rank takes part, also one that cannot count: reading, it
+    meets the same error and reports it."""
+    if plan.np == 1 or not needs_quote_counts(plan.data):
+        return None
+    try:
+        own = quote_count(plan.data, rank, plan.np)
+    except DataError:
+        own = 0
+    return int(sum(row[0] for row in coll.all_gather([own])[:rank]))
+
+
+def reduce_shard(plan: Plan, rank: int, reporter: Reporter, quotes: int | None = None) -> Local:
+    # Counts, sums and means need no stored numbers: text and csv are summed as they are
+    # parsed, float64 arrays as they are read.
+    sums = sums_shard(plan.data, rank, plan.np, quotes) if set(plan.ops) <= SUM_OPS else None
     if sums is not None:
         part = algebra.Partial(needs=SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
-        return part, sums.bytes_total, seconds
+        return Local(part, sums.bytes_total, seconds, sums.missing)
     from mlxrun.reduce import kernels  # numpy: only where numbers are stored
 
-    shard = open_shard(plan.data, rank, plan.np)
+    shard = open_shard(plan.data, rank, plan.np, quotes)
     part = algebra.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
-    return part, shard.bytes_total, consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
+    seconds = consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
+    return Local(part, shard.bytes_total, seconds, shard.missing)  # totals known once read
 
 
 def partial_of(s: Sums) -> algebra.Partial:
@@ -142,7 +166,7 @@ def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> fl
 
 
 def histogram(
-    plan: Plan, rank: int, state: algebra.Partial, coll: Collectives
+    plan: Plan, rank: int, state: algebra.Partial, coll: Collectives, quotes: int | None
 ) -> algebra.Histogram | str:
     """The second pass: bins need the global min and max first. Every rank runs the
     all_sum, also where there can be no bins (the reason is then the answer)."""
@@ -154,7 +178,7 @@ def histogram(
     except ValueError as e:
         coll.all_sum(counts)
         return str(e)
-    for chunk in open_shard(plan.data, rank, plan.np).chunks:
+    for chunk in open_shard(plan.data, rank, plan.np, quotes).chunks:
         chunk_counts = kernels.histogram_counts(chunk, lo, hi, plan.bins).tolist()
         counts = [a + b for a, b in zip(counts, chunk_counts, strict=True)]
     return algebra.Histogram(coll.all_sum(counts), kernels.histogram_edges(lo, hi, plan.bins))
@@ -165,16 +189,21 @@ def run(plan: Plan, reporter: Reporter) -> int:
     coll = Collectives(group)
     verify_group(plan, group, coll)
     rank = group.rank()
-    error = None
+    quotes = quotes_before(plan, rank, coll)
+    error, mine = None, None
     try:
-        part, nbytes, seconds = reduce_shard(plan, rank, reporter)
+        mine = reduce_shard(plan, rank, reporter, quotes)
     except DataError as e:
         error = str(e)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
-    if coll.all_sum([int(error is not None)])[0]:
+    # The same all_sum totals the values skipped as missing.
+    failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])
+    if failed:
         if error is not None:
             reporter.send({"error": error})
         return 2
+    assert mine is not None
+    part = mine.part
     local = algebra.finalize(part, [op for op in LOCAL_OPS if op in part.needs])
     local.values.pop("nan_count", None)
     enc = part.encode()
@@ -183,15 +212,17 @@ def run(plan: Plan, reporter: Reporter) -> int:
         coll.all_gather(enc.gathered_ints),
         coll.all_gather(enc.gathered_floats, float64=True),
     )
-    hist = histogram(plan, rank, state, coll) if "histogram" in plan.ops else None
+    hist = histogram(plan, rank, state, coll, quotes) if "histogram" in plan.ops else None
     final = algebra.finalize(state, plan.ops, histogram=hist)
+    final.values["missing"] = missing
     reporter.send(
         {
             "rank": rank,
             "host": socket.gethostname(),
             "count": part.count,
-            "bytes": nbytes,
-            "seconds": seconds,
+            "missing": mine.missing,
+            "bytes": mine.nbytes,
+            "seconds": mine.seconds,
             "max_rss": peak_rss(),
             "partials": jsonable(local.values),
             "results": jsonable(final.values),

@@ -177,7 +177,9 @@ def test_csv_and_tsv_columns_by_name_and_index(tmp_path: Path, column, fmt: str)
 def test_csv_errors(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text(CSV + "5,e,n/a\n")
-    assert error_of(Data(path, "csv", column="price"), 2) == f'{path}:6: not a number: "n/a"'
+    assert error_of(Data(path, "csv", column="price"), 2) == (
+        f'{path}:6: not a number: "n/a" in column price'
+    )
     assert error_of(Data(path, "csv", column="prise"), 1) == (
         f'{path}: no column "prise" (did you mean "price"?); columns: id, name, price'
     )
@@ -304,7 +306,7 @@ def test_a_sum_only_job_sums_while_parsing(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(worker, "open_shard", no_arrays)
     plan = Plan("job", 1, "ring", Data(path, "text"), ("sum", "mean"), 10)
-    part, nbytes, _ = worker.reduce_shard(plan, 0, worker.Reporter())
+    part, nbytes, _, _ = worker.reduce_shard(plan, 0, worker.Reporter())
     assert (part.count, nbytes) == (3, path.stat().st_size)
     assert worker.algebra.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
 
@@ -415,7 +417,7 @@ def test_a_sum_only_job_sums_float64_arrays_as_read(tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(worker, "open_shard", no_arrays)
     plan = Plan("job", 1, "ring", Data(path, "npy"), ("sum", "mean"), 10)
-    part, nbytes, _ = worker.reduce_shard(plan, 0, worker.Reporter())
+    part, nbytes, _, _ = worker.reduce_shard(plan, 0, worker.Reporter())
     assert (part.count, nbytes) == (3, 24)
     assert worker.algebra.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
 

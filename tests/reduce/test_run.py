@@ -53,7 +53,9 @@ def test_every_shipped_config_on_both_backends(mlxrun, config: Path, backend: st
     assert out["backend"] == backend and out["np"] == spec["job"]["np"]
     data = spec["data"]
     if "path" in data and not data["path"].endswith(".safetensors"):
-        values = read_values(config.parent / data["path"], data.get("column"))
+        values = read_values(
+            config.parent / data["path"], data.get("column"), data.get("missing", "error")
+        )
         if data.get("dtype") == "int64":
             assert all(isinstance(v, int) for v in values)
         assert out["count"] == len(values)
@@ -81,13 +83,14 @@ def test_the_json_document(mlxrun, tmp_path: Path) -> None:
     data = tmp_path / "d.txt"
     data.write_text("0.1\n0.2\n0.3\n")
     out = run_json(mlxrun, "stats", "--np", "2", str(data))
-    assert set(out) == {"job", "np", "backend", "results", "count", "seconds", "ranks"}
+    assert set(out) == {"job", "np", "backend", "results", "count", "missing", "seconds", "ranks"}
     assert out["results"]["sum"] == math.fsum([0.1, 0.2, 0.3]) == 0.6
     assert [r["rank"] for r in out["ranks"]] == [0, 1]
     assert set(out["ranks"][0]) == {
         "rank",
         "host",
         "count",
+        "missing",
         "bytes",
         "seconds",
         "max_rss",

@@ -1,0 +1,310 @@
+/* One column of an RFC 4180 CSV/TSV file, tokenized and parsed exactly in one pass.
+ *
+ * csv_column(src, stop, final, delim, column, nulls, skip_missing, floats, ints, high, low)
+ * reads the records of `src` (bytes that begin at a record start) and the field number
+ * `column` of each:
+ * - fields are separated by `delim` and records end at LF or CRLF outside quotes; a field
+ *   that starts with '"' is quoted: it ends at the next lone '"', `""` is one quote, and
+ *   delimiters, CR and LF inside it are data. A quote inside an unquoted field, or text
+ *   after a closing quote, is an error (error 3): the rank-start rule needs RFC quoting
+ *   (see mlxrun/data/delimited.py). Blank lines are skipped.
+ * - it stops before the first record that starts at or after `stop` (the next rank's),
+ *   or before a record that `src` holds only in part (unless `final`: src ends the file).
+ * - the field, trimmed of spaces and tabs, is missing if it equals one of `nulls`
+ *   (bytes; a field with a `""` escape never does): counted if skip_missing, else
+ *   error 5. Any other field must be a number in the grammar of textparse.c (error 1;
+ *   error 2 for an integer beyond int64), parsed by the same exact parser.
+ * - numbers go into `floats`/`ints` (each len(src) // 2 + 1 values, as parse() fills
+ *   them) or, if those are None, are summed as sum_text sums them (into high/low bins
+ *   and an exact 128-bit integer total).
+ * Returns (next, done, count, missing, all_int, error_kind, error_offset, nan, posinf,
+ * neginf, total_high, total_low, rounding): `next` is where reading must go on, `done`
+ * says the shard ends there. error 4: a record has too few fields; 6: a quote is never
+ * closed. error_offset is the start of the field (or record) at fault.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bins.h"
+#include "native.h"
+
+#define MAX_NULLS 64
+
+enum { ORDINARY = 0, DELIMITER = 1, SPECIAL = 2 }; /* SPECIAL: '\n' or '"' */
+
+typedef struct {
+    const unsigned char *ptr[MAX_NULLS];
+    Py_ssize_t len[MAX_NULLS];
+    int n;
+} Nulls;
+
+static int is_null(const Nulls *nulls, const unsigned char *a, const unsigned char *b) {
+    Py_ssize_t n = b - a;
+    for (int k = 0; k < nulls->n; k++) {
+        if (nulls->len[k] == n && memcmp(nulls->ptr[k], a, (size_t)n) == 0) return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const unsigned char *raw;   /* where the field starts (its opening quote, if any) */
+    const unsigned char *start; /* its content */
+    const unsigned char *stop;
+    int escaped; /* holds a "" */
+} Field;
+
+enum { RECORD = 0, PARTIAL = -1 }; /* else an error kind */
+
+/* Reads the record at p into *out (the wanted field) and moves *pp past it. Returns
+ * RECORD, PARTIAL (src ends inside it and is not final), or an error kind with *pp at
+ * the fault. *found says whether the record has the field. */
+static int record(const unsigned char **pp, const unsigned char *end, int final,
+                  const unsigned char *cls, unsigned char delim, Py_ssize_t column, Field *out,
+                  int *found) {
+    const unsigned char *p = *pp;
+    *found = 0;
+    for (Py_ssize_t field = 0;; field++) {
+        Field f = {p, p, p, 0};
+        if (p < end && *p == '"') {
+            p++;
+            f.start = p;
+            for (;;) {
+                const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+                if (q == NULL) {
+                    if (!final) return PARTIAL;
+                    *pp = f.raw;
+                    return 6;
+                }
+                if (q + 1 == end && !final) return PARTIAL; /* "" split by the chunk */
+                if (q + 1 < end && q[1] == '"') {
+                    f.escaped = 1;
+                    p = q + 2;
+                    continue;
+                }
+                f.stop = q;
+                p = q + 1;
+                break;
+            }
+            if (p < end && *p == '\r') {
+                if (p + 1 == end && !final) return PARTIAL;
+                if (p + 1 < end && p[1] == '\n') p++;
+            }
+            if (p < end && *p != delim && *p != '\n') {
+                *pp = f.raw;
+                return 3;
+            }
+        } else {
+            while (p < end && cls[*p] == ORDINARY) p++;
+            if (p < end && *p == '"') {
+                *pp = f.raw;
+                return 3;
+            }
+            if (p == end && !final) return PARTIAL;
+            f.stop = p;
+            if (f.stop > f.start && f.stop[-1] == '\r' && (p == end || *p == '\n')) f.stop--;
+        }
+        if (field == column) {
+            *out = f;
+            *found = 1;
+        }
+        if (p == end) break;     /* the last record of the file, without a newline */
+        if (*p == '\n') {
+            p++;
+            break;
+        }
+        p++; /* the delimiter */
+    }
+    *pp = p;
+    return RECORD;
+}
+
+/* The wanted field's number into *f/*i: 0, or an error kind. */
+static int field_number(const Field *fl, const Nulls *nulls, int *missing, double *f,
+                        int64_t *i, int *is_int) {
+    const unsigned char *a = fl->start, *b = fl->stop;
+    while (a < b && (*a == ' ' || *a == '\t')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+    *missing = !fl->escaped && is_null(nulls, a, b);
+    if (*missing) return 0;
+    if (fl->escaped || a == b) return 1;
+    int overflow = 0;
+    *f = 0;
+    *i = 0;
+    *is_int = 0;
+    const unsigned char *next = native_number(a, b, f, i, is_int, &overflow);
+    if (next != b) return 1;
+    return overflow ? 2 : 0;
+}
+
+PyObject *native_csv_column(PyObject *self, PyObject *args) {
+    Py_buffer src;
+    Py_ssize_t stop, column;
+    int final, skip_missing;
+    char delim_char;
+    PyObject *null_list, *floats_obj, *ints_obj;
+    Py_buffer high, low;
+    if (!PyArg_ParseTuple(args, "y*npcnO!pOOw*w*", &src, &stop, &final, &delim_char, &column,
+                          &PyTuple_Type, &null_list, &skip_missing, &floats_obj, &ints_obj,
+                          &high, &low))
+        return NULL;
+    Py_buffer floats = {0}, ints = {0};
+    int store = floats_obj != Py_None;
+    const char *problem = NULL;
+    Nulls nulls = {{0}, {0}, 0};
+    if (high.len < BINS * 8 || low.len < BINS * 8 || src.len > INT32_MAX)
+        problem = "bins must be int64[2048] and src < 2 GiB";
+    if (problem == NULL && PyTuple_GET_SIZE(null_list) > MAX_NULLS) problem = "at most 64 null values";
+    for (Py_ssize_t k = 0; problem == NULL && k < PyTuple_GET_SIZE(null_list); k++) {
+        PyObject *item = PyTuple_GET_ITEM(null_list, k);
+        if (!PyBytes_Check(item)) {
+            problem = "null values must be bytes";
+            break;
+        }
+        nulls.ptr[k] = (const unsigned char *)PyBytes_AS_STRING(item);
+        nulls.len[k] = PyBytes_GET_SIZE(item);
+        nulls.n++;
+    }
+    if (problem == NULL && store) {
+        if (PyObject_GetBuffer(floats_obj, &floats, PyBUF_WRITABLE) < 0) {
+            PyErr_Clear();
+            problem = "floats must be a writable buffer";
+        } else if (PyObject_GetBuffer(ints_obj, &ints, PyBUF_WRITABLE) < 0) {
+            PyErr_Clear();
+            PyBuffer_Release(&floats);
+            problem = "ints must be a writable buffer";
+        } else if (floats.len < (src.len / 2 + 1) * 8 || ints.len < (src.len / 2 + 1) * 8) {
+            PyBuffer_Release(&floats);
+            PyBuffer_Release(&ints);
+            problem = "output buffers must hold len(src) // 2 + 1 values";
+        }
+    }
+    if (problem != NULL) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&high);
+        PyBuffer_Release(&low);
+        PyErr_SetString(PyExc_ValueError, problem);
+        return NULL;
+    }
+
+    unsigned char delim = (unsigned char)delim_char, cls[256];
+    memset(cls, ORDINARY, sizeof cls);
+    cls['\n'] = SPECIAL;
+    cls['"'] = SPECIAL;
+    cls[delim] = DELIMITER;
+    const unsigned char *begin = (const unsigned char *)src.buf, *end = begin + src.len;
+    const unsigned char *p = begin;
+    double *fout = store ? (double *)floats.buf : NULL;
+    int64_t *iout = store ? (int64_t *)ints.buf : NULL;
+    int64_t *hi = (int64_t *)high.buf, *lo = (int64_t *)low.buf;
+    Py_ssize_t count = 0, missing = 0, nan = 0, posinf = 0, neginf = 0, where = 0;
+    int all_int = 1, kind = 0, done = 0;
+    __int128 isum = 0;
+    long long rounding = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        /* Every record here starts after a LF outside quotes: where a rank may start. */
+        if (p - begin >= stop || (p == end && final)) {
+            done = 1;
+            break;
+        }
+        if (p == end) break;
+        if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) { /* blank line */
+            p += *p == '\n' ? 1 : 2;
+            continue;
+        }
+        if (*p == '\r' && p + 1 == end && !final) break;
+        const unsigned char *rec = p;
+        Field fl;
+        int found;
+        int r = record(&p, end, final, cls, delim, column, &fl, &found);
+        if (r == PARTIAL) {
+            p = rec;
+            break;
+        }
+        if (r != RECORD) {
+            kind = r;
+            where = p - begin;
+            break;
+        }
+        if (!found) {
+            kind = 4;
+            where = rec - begin;
+            break;
+        }
+        double f;
+        int64_t i;
+        int is_int, is_missing;
+        int bad = field_number(&fl, &nulls, &is_missing, &f, &i, &is_int);
+        if (bad || (is_missing && !skip_missing)) {
+            kind = bad ? bad : 5;
+            where = fl.raw - begin;
+            p = rec;
+            break;
+        }
+        if (is_missing) {
+            missing++;
+            continue;
+        }
+        all_int &= is_int;
+        if (store) {
+            fout[count] = f;
+            if (all_int) iout[count] = i;
+        } else if (is_int) {
+            isum += i;
+            if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
+        } else {
+            uint64_t bits;
+            memcpy(&bits, &f, sizeof bits);
+            bin_or_count(bits, hi, lo, &nan, &posinf, &neginf);
+        }
+        count++;
+    }
+    Py_END_ALLOW_THREADS
+    Py_ssize_t next = p - begin;
+    if (store) {
+        PyBuffer_Release(&floats);
+        PyBuffer_Release(&ints);
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&high);
+    PyBuffer_Release(&low);
+    return Py_BuildValue("(ninniinnnnLKL)", next, done, count, missing, all_int, kind, where, nan,
+                         posinf, neginf, (long long)(isum >> 64), (unsigned long long)isum,
+                         rounding);
+}
+
+/* count_byte(src, byte): how many times `byte` occurs in src, eight bytes a step. A rank
+ * that starts mid-file counts the quotes before it (mlxrun/data/delimited.py). Matches are
+ * added per byte lane and the lanes summed every 255 words: a popcount per word would be
+ * a library call without -mpopcnt, several times slower. */
+static inline uint64_t lanes_sum(uint64_t lanes) { /* 8 byte lanes of at most 255 each */
+    uint64_t pairs = (lanes & 0x00FF00FF00FF00FFULL) + ((lanes >> 8) & 0x00FF00FF00FF00FFULL);
+    return (pairs * 0x0001000100010001ULL) >> 48;
+}
+
+PyObject *native_count_byte(PyObject *self, PyObject *args) {
+    Py_buffer src;
+    char byte_char;
+    if (!PyArg_ParseTuple(args, "y*c", &src, &byte_char)) return NULL;
+    unsigned char byte = (unsigned char)byte_char;
+    const unsigned char *p = (const unsigned char *)src.buf, *end = p + src.len;
+    Py_ssize_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, pattern = 0x0101010101010101ULL * byte;
+    while (end - p >= 8) {
+        uint64_t lanes = 0;
+        for (int k = 0; k < 255 && end - p >= 8; k++, p += 8) {
+            uint64_t v;
+            memcpy(&v, p, sizeof v);
+            v ^= pattern; /* a byte equal to `byte` is now 0 */
+            lanes += (~(((v & low7) + low7) | v) & ~low7) >> 7; /* 1 per zero byte */
+        }
+        n += (Py_ssize_t)lanes_sum(lanes);
+    }
+    for (; p < end; p++) n += *p == byte;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    return PyLong_FromSsize_t(n);
+}
