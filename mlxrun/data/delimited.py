@@ -83,7 +83,8 @@ def layout(data: Data) -> Layout:
     path = existing_text(data)
     with path.open("rb") as f:
         head = f.read(HEAD_BYTES)
-        size = f.seek(0, 2)
+        size = data.size if data.size is not None else f.seek(0, 2)
+    head = head[:size]  # bytes appended since the job started are not the job's
     skip = len(BOM) if head.startswith(BOM) else 0
     given = delimiter_of(data)
     delimiter = given.encode() if given is not None else sniff(head[skip:])

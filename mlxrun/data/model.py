@@ -62,6 +62,9 @@ class Data:
     delimiter: str | None = None  # csv/tsv: one character; None: sniffed (csv), tab (tsv)
     missing: str = "error"  # a missing value is an error, or skipped and counted
     null_values: tuple[str, ...] = DEFAULT_NULLS
+    # A text file's size when the job started, set by mlxrun for every rank: each rank
+    # reads its part of those bytes, even if the file grows while the job runs.
+    size: int | None = None
 
     def describe(self) -> str:
         if self.generate is not None:

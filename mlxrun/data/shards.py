@@ -151,13 +151,25 @@ def line_start_at_or_after(f: BinaryIO, offset: int) -> int:
             return f.tell() - len(block) + nl + 1
 
 
-def line_range(path: Path, rank: int, np_: int, skip: int = 0) -> tuple[int, int]:
-    """The rank's byte range of whole lines, of the part of the file after its first
-    `skip` bytes (a header)."""
-    lo, hi = span(path.stat().st_size - skip, rank, np_)
+def size_of(data: Data) -> int:
+    """The bytes the job reads: the size mlxrun saw at the start, where it told the ranks
+    (a rank that stat()ed a growing file itself would split other bytes than its peers)."""
+    assert data.path is not None
+    return data.size if data.size is not None else data.path.stat().st_size
+
+
+def line_range(
+    path: Path, rank: int, np_: int, skip: int = 0, size: int | None = None
+) -> tuple[int, int]:
+    """The rank's byte range of whole lines, of the first `size` bytes of the file (all of
+    it by default) after its first `skip` bytes (a header)."""
+    total = path.stat().st_size if size is None else size
+    lo, hi = span(total - skip, rank, np_)
 
     def start(offset: int) -> int:  # what is skipped (a BOM) need not end with a newline
-        return skip if offset == 0 else line_start_at_or_after(f, skip + offset)
+        if offset >= total - skip:
+            return total  # the end: never past it, into bytes appended since
+        return skip if offset == 0 else min(total, line_start_at_or_after(f, skip + offset))
 
     with path.open("rb") as f:
         return start(lo), start(hi)

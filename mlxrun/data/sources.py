@@ -11,6 +11,7 @@ and Arrow files.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mlxrun.data.model import Data
@@ -31,11 +32,12 @@ def check_data(data: Data) -> Data:
         raise DataError(f"{data.path}: no such file")
     if data.format == "text":
         existing_text(data)
-        return data
+        return replace(data, size=data.path.stat().st_size)
     if data.format in ("csv", "tsv"):
         from mlxrun.data import delimited
 
-        return delimited.check_csv(data)
+        checked = delimited.check_csv(data)
+        return replace(checked, size=data.path.stat().st_size)
     if data.format in ("parquet", "arrow"):
         from mlxrun.data import columnar
 

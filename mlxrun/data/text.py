@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 from mlxrun import native
 from mlxrun.data.locate import COMMENT, beyond_int64, int_overflow, not_a_number
 from mlxrun.data.model import Data
-from mlxrun.data.shards import Shard, Sums, bom_length, existing_text, line_range, read_lines
+from mlxrun.data.shards import (
+    Shard,
+    Sums,
+    bom_length,
+    existing_text,
+    line_range,
+    read_lines,
+    size_of,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +37,7 @@ def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
     """The rank's text shard summed chunk by chunk without storing the numbers, for jobs
     that need only count, sum and mean. A bad token is reported as text_shard does."""
     path = existing_text(data)
-    start, end = line_range(path, rank, np_, skip=bom_length(path))
+    start, end = line_range(path, rank, np_, skip=bom_length(path), size=size_of(data))
 
     def chunks() -> Iterator[tuple[Sums, int]]:
         for chunk, offset in read_lines(path, start, end):
@@ -51,7 +59,7 @@ def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
 def text_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     """The rank's text shard as arrays of numbers, a chunk at a time."""
     path = existing_text(data)
-    start, end = line_range(path, rank, np_, skip=bom_length(path))
+    start, end = line_range(path, rank, np_, skip=bom_length(path), size=size_of(data))
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
         for chunk, offset in read_lines(path, start, end):

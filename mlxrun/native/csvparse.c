@@ -120,7 +120,7 @@ static int record(const unsigned char **pp, const unsigned char *end, int final,
     return RECORD;
 }
 
-/* The wanted field's number into *f/*i: 0, or an error kind. */
+/* The wanted field's number into *f or *i: 0, or an error kind. */
 static int field_number(const Field *fl, const Nulls *nulls, int *missing, double *f,
                         int64_t *i, int *is_int) {
     const unsigned char *a = fl->start, *b = fl->stop;

@@ -27,11 +27,16 @@ PyObject *native_binned(PyObject *self, PyObject *args) {
                         "binned(values, high, low): float64 values (< 2**31), two int64[2048]");
         return NULL;
     }
-    const uint64_t *v = (const uint64_t *)values.buf;
+    /* Loaded with memcpy: a buffer need not be 8-byte aligned (an .npz member is not). */
+    const unsigned char *v = (const unsigned char *)values.buf;
     int64_t *hi = (int64_t *)high.buf, *lo = (int64_t *)low.buf;
     Py_ssize_t n = values.len / 8, nan = 0, posinf = 0, neginf = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n; k++) bin_or_count(v[k], hi, lo, &nan, &posinf, &neginf);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint64_t bits;
+        memcpy(&bits, v + 8 * k, sizeof bits);
+        bin_or_count(bits, hi, lo, &nan, &posinf, &neginf);
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);
     PyBuffer_Release(&high);

@@ -42,6 +42,7 @@ class Plan:
             d["delimiter"],
             d["missing"],
             tuple(d["null_values"]),
+            d["size"],
         )
         return cls(raw["job_id"], raw["np"], raw["backend"], data, tuple(raw["ops"]), raw["bins"])
 

@@ -4,6 +4,7 @@ part, put together, must be exactly the whole data, in order, for any N."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import sysconfig
@@ -426,7 +427,32 @@ C_COMPILER = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0])
 
 
 @pytest.mark.skipif(C_COMPILER is None, reason="no C compiler: the numpy fallbacks serve")
+@pytest.mark.skipif(
+    os.environ.get("MLXRUN_NO_NATIVE") == "1", reason="MLXRUN_NO_NATIVE=1: the pure paths"
+)
 def test_the_c_kernels_are_built_where_a_compiler_is() -> None:
     # They are optional at install time, so a compile error would otherwise only show as
     # skipped parser tests and a slower mlxrun.
     assert native.ext is not None
+
+
+@NATIVE
+def test_unaligned_float64_members_are_summed_exactly(tmp_path: Path) -> None:
+    # np.savez stores members unaligned (the shipped arrays.npz has one at offset 189):
+    # the kernel must not load a uint64_t through a misaligned pointer (UBSan's check,
+    # run by tools/sanitize.sh in make test).
+    import math
+
+    from mlxrun.reduce import algebra
+    from mlxrun.reduce.worker import partial_of
+
+    xs = np.random.default_rng(5).standard_normal(1001)
+    path = tmp_path / "u.npz"
+    np.savez(path, a=xs)
+    assert arrays.npz_view(path, "a").offset % 8 != 0
+    shard = sources.sums_shard(Data(path, "npz", column="a"), 0, 1)
+    assert shard is not None
+    state = algebra.Partial(needs=SUM_OPS)
+    for s in shard.chunks:
+        state.merge(partial_of(s))
+    assert algebra.finalize(state, ["sum"]).values["sum"] == math.fsum(xs.tolist())

@@ -1,0 +1,82 @@
+"""Data files that change or are not files at all: the job reads the file as it was when
+it started, or says clearly why it cannot; it never hangs and never writes to the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mlxrun.cli.app import main
+from mlxrun.data.model import Data
+from mlxrun.data.sources import check_data, open_shard
+
+
+def test_a_growing_file_is_read_as_it_was_when_the_job_started(tmp_path: Path) -> None:
+    # Each rank stat()ed the file itself: data appended between two ranks' looks left
+    # bytes that no rank read (seen: 4 999 bytes), and the sum was silently wrong.
+    path = tmp_path / "grow.txt"
+    path.write_text("".join(f"{i}\n" for i in range(1, 10_001)))
+    data = check_data(Data(path, "text"))
+    with path.open("a") as f:
+        f.write("".join(f"{i}\n" for i in range(5000)))  # after rank 0, before rank 1
+    values = [v for r in range(2) for chunk in open_shard(data, r, 2).chunks for v in chunk]
+    assert len(values) == 10_000 and sum(values) == 10_000 * 10_001 // 2
+
+
+def test_a_growing_file_under_a_real_job(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "grow.txt"
+    path.write_text("".join(f"{i}\n" for i in range(1, 200_001)))
+    before = path.stat().st_size
+    stop = threading.Event()
+
+    def append() -> None:
+        with path.open("a") as f:
+            while not stop.is_set():
+                f.write("1\n" * 1000)
+                f.flush()
+                time.sleep(0.001)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        code = main(["sum", "--np", "3", str(path), "--json"])
+    finally:
+        stop.set()
+        writer.join()
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    # What the job read is the file as mlxrun saw it at the start: the first 200 000 lines
+    # and k of the appended "1" lines, with no byte lost or read twice between the ranks.
+    k = result["count"] - 200_000
+    assert k >= 0 and result["results"]["sum"] == 200_000 * 200_001 // 2 + k
+    assert path.stat().st_size > before  # it did grow meanwhile
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: p.mkdir(), "no such file"),
+        (lambda p: os.mkfifo(p), "no such file"),
+        (lambda p: p.write_text(""), None),
+    ],
+    ids=["directory", "fifo", "empty"],
+)
+def test_things_that_are_not_data_files(tmp_path: Path, capsys, make, says) -> None:
+    path = tmp_path / "x.txt"
+    make(path)
+    code = main(["sum", "--np", "2", str(path), "--json"])
+    captured = capsys.readouterr()
+    if says is None:
+        assert code == 0 and '"sum": 0' in captured.out  # an empty file: count 0, sum 0
+    else:
+        assert code == 2 and says in captured.err and captured.err.count("\n") == 1
+
+
+def test_dev_zero_is_not_read_forever(capsys) -> None:
+    code = main(["sum", "--np", "2", "/dev/zero"])
+    assert code == 2 and "/dev/zero: no such file" in capsys.readouterr().err
