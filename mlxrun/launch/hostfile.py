@@ -45,7 +45,7 @@ def _fail(path: Path, where: str, what: str) -> SpecError:
     return SpecError(f"{path}: {where}: {what}" if where else f"{path}: {what}")
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -67,7 +67,7 @@ def _host(path: Path, i: int, raw: Any, backend: str) -> Host:
     if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
         raise _fail(path, f"{where} -> ips", "must be a list of IP addresses")
     for j, ip in enumerate(ips):
-        if not _is_ip(ip):
+        if not is_ip(ip):
             raise _fail(
                 path,
                 f"{where} -> ips[{j}]",
@@ -75,7 +75,7 @@ def _host(path: Path, i: int, raw: Any, backend: str) -> Host:
                 "such as 192.168.1.10",
             )
     if backend == "ring" and not ips:
-        if not _is_ip(ssh):
+        if not is_ip(ssh):
             raise _fail(
                 path,
                 f"{where} -> ips",

@@ -117,6 +117,8 @@ class Supervisor:
         # display): done then, on this core, while the launcher and ranks use the other.
         self.while_starting = while_starting
         hosts = [h.ssh for h in spec.hostfile.hosts] if spec.hostfile else ["127.0.0.1"] * spec.np
+        if spec.hostfile is not None and not spec.hostfile.all_local:
+            output.hosts = hosts
         self.ranks = [RankStatus(r, host=hosts[r]) for r in range(spec.np)]
         self.machine = protocol.machine_id()
         self.start = time.monotonic()
@@ -337,7 +339,9 @@ class Supervisor:
         if not 0 <= hello.rank < len(self.ranks) or self.ranks[hello.rank].connected:
             return False
         rank = self.ranks[hello.rank]
-        rank.connected, rank.host, rank.pid, rank.pgid = True, hello.host, hello.pid, hello.pgid
+        rank.connected, rank.pid, rank.pgid = True, hello.pid, hello.pgid
+        if self.spec.hostfile is None:  # else the host keeps the hostfile's name for it
+            rank.host = hello.host
         # Its process group is signalled at the end: only if that group is the job's own.
         rank.local = hello.machine == self.machine and self._started_by_us(hello)
         self.clock_offset[hello.rank] = self.now() - hello.clock

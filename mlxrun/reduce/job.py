@@ -55,7 +55,9 @@ def run_reduction(
 ) -> JobResult:
     job = spec.job
     check_data(spec.data)
-    target = job_spec((), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout)
+    target = job_spec(
+        (), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout, job.listen_ip
+    )
     plan = Plan(uuid.uuid4().hex, target.np, job.backend, spec.data, spec.ops, spec.bins)
     command = (sys.executable, "-m", "mlxrun.reduce.worker", plan.to_json())
     started = time.perf_counter()
