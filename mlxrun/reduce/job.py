@@ -69,9 +69,17 @@ def run_reduction(
         e.timeout = job.timeout
         raise
     results = agreed(records)
+    # On a job across hosts a rank's host is the hostfile's name for it, not its hostname.
+    named = [s.host for s in report.ranks] if job.hostfile is not None else None
     ranks = tuple(
         RankResult(
-            r["rank"], r["host"], r["count"], r["bytes"], r["seconds"], r["max_rss"], r["partials"]
+            r["rank"],
+            named[r["rank"]] if named else r["host"],
+            r["count"],
+            r["bytes"],
+            r["seconds"],
+            r["max_rss"],
+            r["partials"],
         )
         for r in sorted(records, key=lambda r: r["rank"])
     )
