@@ -28,6 +28,7 @@ import pytest
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 NAMES = tuple(f"node{i + 1}" for i in range(len(ADDRESSES)))
 DATA_PATH = Path("/tmp/mlxrun-hostdata")  # the same path on every host, a folder of its own
+REMOTE_TMP = Path("/tmp/mlxrun-remote.*")  # a remote rank's temp folder (rank.mlx_launch)
 SSHD = "/usr/sbin/sshd"
 START_SECONDS = 10.0
 
@@ -166,11 +167,15 @@ class Hosts:
         return path
 
     def leftovers(self, wait: float = 5.0) -> dict[str, list[tuple[int, str]]]:
-        """What still runs on any host, after waiting up to `wait` s for it to go (a
-        remote rank sees its ssh session end a moment after mlxrun returns)."""
+        """What still runs on any host, and remote ranks' temp folders not removed, after
+        waiting up to `wait` s for them to go (a remote rank sees its ssh session end a
+        moment after mlxrun returns). The hosts share this machine's /tmp."""
         deadline = time.monotonic() + wait
         while True:
             left = {n.name: n.processes() for n in self.nodes if n.processes()}
+            folders = sorted(str(p) for p in REMOTE_TMP.parent.glob(REMOTE_TMP.name))
+            if folders:
+                left["temp folders"] = [(0, f) for f in folders]
             if not left or time.monotonic() > deadline:
                 return left
             time.sleep(0.1)

@@ -18,6 +18,7 @@ from tests.hosts.conftest import Hosts
 def test_exec_across_hosts_labels_each_line_with_its_host(
     hosts: Hosts, mlxrun: object, n: int
 ) -> None:
+    before = set(Path("/tmp").glob("tmp.*"))
     # `python`, not the venv's path: it must mean this interpreter on every host.
     run = mlxrun(  # type: ignore[operator]
         "exec",
@@ -33,6 +34,9 @@ def test_exec_across_hosts_labels_each_line_with_its_host(
     for r in range(n):
         assert f"[rank {r} @ node{r + 1}] total 10" in lines, run.stdout
     assert hosts.leftovers() == {}
+    # mlx.launch's own remote temp files (a rank's pid, its ring hostfile) went with them.
+    new = [p for p in set(Path("/tmp").glob("tmp.*")) - before if p.is_file()]
+    assert [p for p in new if "127.0.0.2:" in p.read_text(errors="replace")] == []
 
 
 def _numbers(path: Path, count: int) -> Path:
