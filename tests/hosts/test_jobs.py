@@ -83,3 +83,27 @@ def test_run_takes_the_hostfile_of_its_spec(hosts: Hosts, mlxrun: object, tmp_pa
     out = json.loads(run.stdout)
     assert out["np"] == 2
     assert out["results"]["sum"] == float(sum(map(Fraction, data.read_text().split())))
+
+
+@pytest.mark.slow
+def test_bench_across_hosts(hosts: Hosts, mlxrun: object) -> None:
+    run = mlxrun(  # type: ignore[operator]
+        "bench",
+        "--hostfile",
+        str(hosts.hostfile(2)),
+        "-b",
+        "1K",
+        "-e",
+        "2K",
+        "--iters",
+        "2",
+        "--warmup-iters",
+        "1",
+        "--json",
+        env=hosts.env,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["np"] == 2
+    assert [row["wrong"] for row in out["rows"]] == [0, 0]
+    assert hosts.leftovers() == {}
