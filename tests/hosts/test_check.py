@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.hosts.conftest import Hosts
+from tests.hosts.loopback import Hosts
 
 
 def _rows(stdout: str) -> dict[str, dict[str, str]]:

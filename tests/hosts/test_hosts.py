@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tests.hosts.conftest import DATA_PATH, Hosts
+from tests.hosts.loopback import DATA_PATH, Hosts
 
 
 def ssh(hosts: Hosts, name: str, command: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import script
-from tests.hosts.conftest import Hosts
+from tests.hosts.loopback import Hosts
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import MARK, script
-from tests.hosts.conftest import Hosts
+from tests.hosts.loopback import Hosts
 
 READY_SECONDS = 30.0
 
