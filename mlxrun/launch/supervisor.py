@@ -119,7 +119,8 @@ class Supervisor:
         hosts = [h.ssh for h in spec.hostfile.hosts] if spec.hostfile else ["127.0.0.1"] * spec.np
         if spec.hostfile is not None and not spec.hostfile.all_local:
             output.hosts = hosts
-        self.ranks = [RankStatus(r, host=hosts[r]) for r in range(spec.np)]
+        remote = output.hosts is not None
+        self.ranks = [RankStatus(r, host=hosts[r], remote=remote) for r in range(spec.np)]
         self.machine = protocol.machine_id()
         self.start = time.monotonic()
         self.phase = Phase.RUNNING

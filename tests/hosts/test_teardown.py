@@ -65,8 +65,10 @@ def test_sigkill_of_a_rank_on_node3_stops_every_host(hosts: Hosts, tmp_path: Pat
         proc.kill()
         proc.wait()
     assert proc.returncode == 1
-    assert "Error: rank 2 was killed by SIGKILL; the other ranks were stopped" in stderr
-    assert "node3" in stderr  # the failure table's host column
+    assert "Error: rank 2 on node3 was killed by SIGKILL; the other ranks were stopped" in stderr
+    # The failure table's host column.
+    row = [line for line in stderr.splitlines() if line.startswith("│ 2 (root cause) │")]
+    assert row and row[0].split("│")[2].strip() == "node3", stderr
     assert hosts.leftovers() == {}
 
 
