@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test test-deps plot-deps lint check bench clean
 
-# What the tests need from the system: an ssh client (unreachable-host check), Debian's
-# Open MPI 4 (the check must recognise it as the wrong mpirun) and eu-stack (the stall
-# watchdog reads the native stacks of ranks waiting in a collective).
-SYSTEM_TOOLS := /usr/bin/ssh /usr/bin/mpirun /usr/bin/eu-stack
+# What the tests need from the system: an ssh client and server (the loopback hosts of
+# tests/hosts), Debian's Open MPI 4 (the check must recognise it as the wrong mpirun) and
+# eu-stack (the stall watchdog reads the native stacks of ranks waiting in a collective).
+SYSTEM_TOOLS := /usr/bin/ssh /usr/sbin/sshd /usr/bin/mpirun /usr/bin/eu-stack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -32,7 +32,7 @@ lint: install
 test-deps:
 	@for tool in $(SYSTEM_TOOLS); do test -x $$tool || missing=1; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-client openmpi-bin elfutils >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-client openssh-server openmpi-bin elfutils >/dev/null; \
 	elif [ -n "$$missing" ]; then \
 		echo "note: $(SYSTEM_TOOLS) not all present; the tests that need them are skipped"; \
 	fi

@@ -88,6 +88,14 @@ HostfileOption = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--hostfile", help="mlx.launch hostfile (JSON) to run on several machines."),
 ]
+ListenIpOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--listen-ip",
+        help="With --hostfile: this machine's IP that the hosts reach it at (default: its "
+        "address on the route to the first host; also MLXRUN_CHANNEL_HOST).",
+    ),
+]
 TimeoutOption = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
@@ -133,12 +141,14 @@ def exec_(
     command: Annotated[
         list[str],
         typer.Argument(
-            help="What each rank runs: `python script.py ARGS` or just `script.py ARGS`."
+            help="What each rank runs: `python script.py ARGS` or just `script.py ARGS`. "
+            "`python` and `python3` mean this interpreter, on every host."
         ),
     ],
     np: NpOption = None,
     backend: BackendOption = "ring",
     hostfile: HostfileOption = None,
+    listen_ip: ListenIpOption = None,
     timeout: TimeoutOption = None,
     log_dir: Annotated[
         Optional[Path],  # noqa: UP045
@@ -161,11 +171,16 @@ def exec_(
     ] = False,
     stall_timeout: StallOption = None,
 ) -> None:
-    """Run a script on N ranks through mlx.launch, every line labelled with its rank.
+    """Run a script on N ranks through mlx.launch, every line labelled with its rank
+    (and, with --hostfile, its host: `[rank 3 @ node4]`).
+
+    `python` and `python3` as the command run this interpreter (the one mlxrun runs
+    with), on every host: a remote host's own `python` may have no mlx.
 
     Example: mlxrun exec --np 4 -- python train.py --lr 0.1
     """
-    spec = job_spec(resolve_command(command), np, backend, hostfile, timeout, stall_timeout)
+    command_ = resolve_command(command)
+    spec = job_spec(command_, np, backend, hostfile, timeout, stall_timeout, listen_ip)
     output = RankOutput(
         parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir, timestamps=timestamps
     )
@@ -237,6 +252,7 @@ def run_(
         ),
     ] = None,
     hostfile: HostfileOption = None,
+    listen_ip: ListenIpOption = None,
     timeout: TimeoutOption = None,
     stall_timeout: StallOption = None,
     as_json: JsonOption = False,
@@ -248,7 +264,7 @@ def run_(
 
     Example: mlxrun run configs/demo.toml --np 4
     """
-    job = load_spec(spec).override(np, backend, hostfile, timeout, stall_timeout)
+    job = load_spec(spec).override(np, backend, hostfile, timeout, stall_timeout, listen_ip)
     reduce_and_show(job, as_json, quiet)
 
 
@@ -261,18 +277,22 @@ def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
                 ".arrow/.feather."
             ),
         ],
-        np: Annotated[int, typer.Option("--np", "-n", help="Number of processes (ranks).")] = 2,
+        np: NpOption = None,
         column: ColumnOption = None,
         delimiter: DelimiterOption = None,
         missing: MissingOption = "error",
         backend: BackendOption = "ring",
+        hostfile: HostfileOption = None,
+        listen_ip: ListenIpOption = None,
         timeout: TimeoutOption = None,
         stall_timeout: StallOption = None,
         as_json: JsonOption = False,
     ) -> None:
         col: str | int | None = int(column) if column is not None and column.isdigit() else column
         spec = spec_for_file(file, ops, col, np, backend, delimiter, missing)
-        spec = spec.override(timeout=timeout, stall_timeout=stall_timeout)
+        spec = spec.override(
+            hostfile=hostfile, timeout=timeout, stall_timeout=stall_timeout, listen_ip=listen_ip
+        )
         reduce_and_show(spec, as_json)
 
     shortcut.__doc__ = f"{summary}\n\nExample: mlxrun {name} --np 4 data.txt"
@@ -392,6 +412,7 @@ def bench(
         str, typer.Option("--backend", help="Distributed backend: ring or mpi.")
     ] = "ring",
     hostfile: HostfileOption = None,
+    listen_ip: ListenIpOption = None,
     op: Annotated[
         str,
         typer.Option(
@@ -464,7 +485,7 @@ def bench(
     from mlxrun.bench.run import BenchFailed, run_bench
     from mlxrun.cli import bench_render
 
-    job = job_spec((), np, backend, hostfile, timeout, stall_timeout)
+    job = job_spec((), np, backend, hostfile, timeout, stall_timeout, listen_ip)
     hosts = [h.ssh for h in job.hostfile.hosts] if job.hostfile else ["127.0.0.1"] * job.np
     addresses = (
         [h.ips[0] if h.ips else h.ssh for h in job.hostfile.hosts] if job.hostfile else hosts

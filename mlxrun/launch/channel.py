@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from mlxrun.launch.hostfile import Hostfile
 from mlxrun.launch.job import JobSpec
 from mlxrun.rank.protocol import (
     MAX_FRAME,
@@ -36,20 +37,29 @@ MAX_STRANGERS = 64  # connections not yet admitted; past this the oldest is drop
 _TEXT_LIMIT = 256  # host names and the like
 
 
+CHANNEL_HOST_ENV = "MLXRUN_CHANNEL_HOST"
+
+
 def advertised_address(spec: JobSpec) -> tuple[str, str]:
-    """(bind address, address the ranks dial) for this job's channel."""
+    """(bind address, address the ranks dial) for this job's channel: one address, the
+    one the ranks dial, so the channel is never open on every interface of this machine.
+    That is `--listen-ip` (or MLXRUN_CHANNEL_HOST), else this machine's address on the
+    route to the first remote host."""
     if spec.hostfile is None or spec.hostfile.all_local:
         return "127.0.0.1", "127.0.0.1"
-    override = os.environ.get("MLXRUN_CHANNEL_HOST")
-    if override:
-        return "0.0.0.0", override
-    remote = next(h for h in spec.hostfile.hosts if not h.is_local)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    address = spec.listen_ip or os.environ.get(CHANNEL_HOST_ENV) or _route_to(spec.hostfile)
+    return address, address
+
+
+def _route_to(hostfile: Hostfile) -> str:
+    remote = next(h for h in hostfile.hosts if not h.is_local)
+    family = socket.AF_INET6 if remote.ips and ":" in remote.ips[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect((remote.ips[0] if remote.ips else remote.ssh, 9))  # sends nothing
-            return "0.0.0.0", str(probe.getsockname()[0])
+            return str(probe.getsockname()[0])
         except OSError:
-            return "0.0.0.0", socket.gethostbyname(socket.gethostname())
+            return socket.gethostbyname(socket.gethostname())
 
 
 def parse_hello(payload: bytes, token: str) -> Hello:
@@ -102,7 +112,8 @@ class Channel:
         admit: Callable[[Hello], bool],
         selector: selectors.BaseSelector,
     ) -> None:
-        self.server = socket.create_server((bind, 0), backlog=max(128, backlog))
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        self.server = socket.create_server((bind, 0), family=family, backlog=max(128, backlog))
         self.server.setblocking(False)
         self.selector = selector
         selector.register(self.server, selectors.EVENT_READ, "accept")

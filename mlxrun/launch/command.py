@@ -18,7 +18,8 @@ def _check_script(path: str) -> None:
 
 
 def resolve_command(command: list[str]) -> tuple[str, ...]:
-    """`script.py ARGS` runs with this interpreter; other commands must exist."""
+    """`script.py ARGS` and `python ARGS` run with this interpreter (`python` on a remote
+    host is its system one, which has no mlx); other commands must exist."""
     if not command:
         raise UsageError("no command given: try `mlxrun exec --np 2 -- python script.py`")
     first = command[0]
@@ -27,6 +28,10 @@ def resolve_command(command: list[str]) -> tuple[str, ...]:
     if first.endswith(".py"):
         _check_script(first)
         return (sys.executable, *command)
+    if first in PYTHONS:
+        if len(command) > 1 and command[1].endswith(".py"):
+            _check_script(command[1])
+        return (sys.executable, *command[1:])
     if Path(first).name in PYTHONS and len(command) > 1 and command[1].endswith(".py"):
         _check_script(command[1])
     if shutil.which(first, path=base_env({})["PATH"]) is None:

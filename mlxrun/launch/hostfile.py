@@ -19,10 +19,16 @@ from mlxrun.errors import SpecError, UsageError
 LOCAL_SSH = "127.0.0.1"  # the only name mlx.launch runs without ssh
 
 
+# One host's RDMA device toward each host of the file (None toward itself): a name for
+# jaccl, a list of names for jaccl-ring. Passed to mlx.launch as written.
+Rdma = tuple[str | tuple[str, ...] | None, ...]
+
+
 @dataclass(frozen=True)
 class Host:
     ssh: str
     ips: tuple[str, ...]
+    rdma: Rdma = ()
 
     @property
     def is_local(self) -> bool:
@@ -45,7 +51,7 @@ def _fail(path: Path, where: str, what: str) -> SpecError:
     return SpecError(f"{path}: {where}: {what}" if where else f"{path}: {what}")
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -53,7 +59,7 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _host(path: Path, i: int, raw: Any, backend: str) -> Host:
+def _host(path: Path, i: int, raw: Any, backend: str, count: int) -> Host:
     where = f"hosts[{i}]"
     if not isinstance(raw, dict):
         raise _fail(path, where, 'expected an object like {"ssh": "node1", "ips": ["10.0.0.1"]}')
@@ -67,7 +73,7 @@ def _host(path: Path, i: int, raw: Any, backend: str) -> Host:
     if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
         raise _fail(path, f"{where} -> ips", "must be a list of IP addresses")
     for j, ip in enumerate(ips):
-        if not _is_ip(ip):
+        if not is_ip(ip):
             raise _fail(
                 path,
                 f"{where} -> ips[{j}]",
@@ -75,14 +81,44 @@ def _host(path: Path, i: int, raw: Any, backend: str) -> Host:
                 "such as 192.168.1.10",
             )
     if backend == "ring" and not ips:
-        if not _is_ip(ssh):
+        if not is_ip(ssh):
             raise _fail(
                 path,
                 f"{where} -> ips",
                 f'missing: the ring backend needs the IP of "{ssh}" (add "ips": ["<its IP>"])',
             )
         ips = [ssh]
-    return Host(ssh, tuple(ips))
+    return Host(ssh, tuple(ips), _rdma(path, where, raw.get("rdma", []), i, count))
+
+
+def _rdma(path: Path, where: str, raw: Any, i: int, count: int) -> Rdma:
+    """Host i's row of the N x N device matrix: null toward itself, a device name (jaccl)
+    or a list of names (jaccl-ring) toward every other host."""
+    if raw == []:
+        return ()
+    if not isinstance(raw, list) or len(raw) != count:
+        raise _fail(
+            path,
+            f"{where} -> rdma",
+            f"must list one entry per host ({count}), null for this host itself: "
+            'e.g. [null, "rdma_en2"] (see `mlx.distributed_config`)',
+        )
+    row: list[str | tuple[str, ...] | None] = []
+    for j, entry in enumerate(raw):
+        at = f"{where} -> rdma[{j}]"
+        if j == i:
+            if entry is not None:
+                raise _fail(path, at, "must be null: a host has no RDMA link to itself")
+            row.append(None)
+        elif entry is None or (isinstance(entry, str) and entry):
+            row.append(entry)
+        elif isinstance(entry, list) and entry and all(isinstance(d, str) and d for d in entry):
+            row.append(tuple(entry))
+        else:
+            raise _fail(
+                path, at, 'must be a device name such as "rdma_en2", a list of names, or null'
+            )
+    return tuple(row)
 
 
 def parse_hostfile(path: Path, text: str, backend: str | None) -> Hostfile:
@@ -104,7 +140,7 @@ def parse_hostfile(path: Path, text: str, backend: str | None) -> Hostfile:
     if not isinstance(data, list) or not data:
         raise _fail(path, "hosts", "expected a non-empty list of hosts")
     chosen = backend or file_backend or "ring"
-    hosts = tuple(_host(path, i, h, chosen) for i, h in enumerate(data))
+    hosts = tuple(_host(path, i, h, chosen, len(data)) for i, h in enumerate(data))
     return Hostfile(path, hosts, chosen, tuple(envs))
 
 

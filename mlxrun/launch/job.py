@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlxrun.errors import UsageError
-from mlxrun.launch.hostfile import Hostfile, load_hostfile
+from mlxrun.launch.hostfile import Hostfile, is_ip, load_hostfile
 
 BACKENDS = ("ring", "mpi")
 DEFAULT_NP = 2
@@ -25,12 +25,22 @@ class JobSpec:
     hostfile: Hostfile | None = None
     timeout: float | None = None  # seconds, then every rank is stopped
     stall_timeout: float | None = None  # seconds without output or work: a stall (launch.stall)
+    listen_ip: str | None = None  # where remote ranks reach mlxrun (None: the route to them)
 
 
 def check_settings(
-    np: int | None, backend: str | None, timeout: float | None, stall_timeout: float | None = None
+    np: int | None,
+    backend: str | None,
+    timeout: float | None,
+    stall_timeout: float | None = None,
+    listen_ip: str | None = None,
 ) -> None:
     """The flags' values, before anything is read: UsageError names the flag."""
+    if listen_ip is not None and not is_ip(listen_ip):
+        raise UsageError(
+            f'--listen-ip: "{listen_ip}" is not an IP address (use this machine\'s address '
+            "on the network the hosts reach it by, such as 192.168.1.10)"
+        )
     if np is not None and np < 1:
         raise UsageError(f"--np must be at least 1 (got {np})")
     if np is not None and np > MAX_NP:
@@ -50,9 +60,10 @@ def job_spec(
     hostfile: Path | None,
     timeout: float | None,
     stall_timeout: float | None = None,
+    listen_ip: str | None = None,
 ) -> JobSpec:
     """The job to launch. `np` None means one rank per host of the hostfile, else 2."""
-    check_settings(np, backend, timeout, stall_timeout)
+    check_settings(np, backend, timeout, stall_timeout, listen_ip)
     hosts = load_hostfile(hostfile, backend) if hostfile is not None else None
     if hosts is not None and np is not None and np != len(hosts.hosts):
         raise UsageError(
@@ -60,4 +71,4 @@ def job_spec(
             "drop --np or edit the hostfile"
         )
     n = len(hosts.hosts) if hosts is not None else (DEFAULT_NP if np is None else np)
-    return JobSpec(command, n, backend, hosts, timeout, stall_timeout)
+    return JobSpec(command, n, backend, hosts, timeout, stall_timeout, listen_ip)

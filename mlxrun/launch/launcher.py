@@ -50,8 +50,14 @@ def _mpi_args(np: int) -> list[str]:
     return args
 
 
-def _hostfile_json(hostfile: Hostfile) -> str:
-    hosts = [{"ssh": h.ssh, "ips": list(h.ips)} for h in hostfile.hosts]
+def hostfile_json(hostfile: Hostfile) -> str:
+    """The hostfile mlx.launch reads: the user's, validated, with `rdma` and `envs` as given."""
+    hosts: list[dict[str, object]] = []
+    for h in hostfile.hosts:
+        host: dict[str, object] = {"ssh": h.ssh, "ips": list(h.ips)}
+        if h.rdma:
+            host["rdma"] = [list(d) if isinstance(d, tuple) else d for d in h.rdma]
+        hosts.append(host)
     return json.dumps({"backend": hostfile.backend, "envs": list(hostfile.envs), "hosts": hosts})
 
 
@@ -76,7 +82,7 @@ class Launch:
         launch = [sys.executable, "-m", "mlxrun.rank.mlx_launch", "--backend", self.spec.backend]
         if self.spec.hostfile is not None:
             path = Path(self.tmpdir) / "hostfile.json"
-            path.write_text(_hostfile_json(self.spec.hostfile))
+            path.write_text(hostfile_json(self.spec.hostfile))
             launch += ["--hostfile", str(path)]
         else:
             launch += ["-n", str(self.spec.np)]

@@ -22,9 +22,12 @@ def use_colour(stream: BinaryIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
-def label(rank: int, colour: bool, at: float | None = None) -> bytes:
-    """`[rank R] `, or `[rank R +S.SSSs] ` with the time the rank wrote the line."""
+def label(rank: int, colour: bool, at: float | None = None, host: str | None = None) -> bytes:
+    """`[rank R] `, or `[rank R +S.SSSs] ` with the time the rank wrote the line; on a job
+    across hosts `[rank R @ HOST] `, the host as the hostfile names it."""
     name = "launcher" if rank == LAUNCHER else f"rank {rank}"
+    if host is not None and rank != LAUNCHER:
+        name += f" @ {host}"
     text = f"[{name}] " if at is None else f"[{name} +{at:.3f}s] "
     if not colour:
         return text.encode()
@@ -61,6 +64,7 @@ class RankOutput:
         self.timestamps = timestamps
         self.broken = False  # a stream's reader went away (`mlxrun ... | head`)
         self.log_dir = log_dir
+        self.hosts: list[str] | None = None  # each rank's host, on a job across hosts
         self._logs: dict[tuple[int, int], BinaryIO] = {}
         if log_dir is not None:
             try:
@@ -94,7 +98,8 @@ class RankOutput:
             return
         stamp = at if self.timestamps and at is not None else None
         if self.labels:
-            prefix = label(rank, self.colour[which], stamp)
+            host = self.hosts[rank] if self.hosts and 0 <= rank < len(self.hosts) else None
+            prefix = label(rank, self.colour[which], stamp, host)
         else:
             prefix = b"" if stamp is None else f"[+{stamp:.3f}s] ".encode()
         try:

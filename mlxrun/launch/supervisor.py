@@ -118,7 +118,10 @@ class Supervisor:
         # display): done then, on this core, while the launcher and ranks use the other.
         self.while_starting = while_starting
         hosts = [h.ssh for h in spec.hostfile.hosts] if spec.hostfile else ["127.0.0.1"] * spec.np
-        self.ranks = [RankStatus(r, host=hosts[r]) for r in range(spec.np)]
+        if spec.hostfile is not None and not spec.hostfile.all_local:
+            output.hosts = hosts
+        remote = output.hosts is not None
+        self.ranks = [RankStatus(r, host=hosts[r], remote=remote) for r in range(spec.np)]
         self.machine = protocol.machine_id()
         self.start = time.monotonic()
         self.phase = Phase.RUNNING
@@ -364,7 +367,9 @@ class Supervisor:
         if not 0 <= hello.rank < len(self.ranks) or self.ranks[hello.rank].connected:
             return False
         rank = self.ranks[hello.rank]
-        rank.connected, rank.host, rank.pid, rank.pgid = True, hello.host, hello.pid, hello.pgid
+        rank.connected, rank.pid, rank.pgid = True, hello.pid, hello.pgid
+        if self.spec.hostfile is None:  # else the host keeps the hostfile's name for it
+            rank.host = hello.host
         # Its process group is signalled at the end: only if that group is the job's own.
         rank.local = hello.machine == self.machine and self._started_by_us(hello)
         self.clock_offset[hello.rank] = self.now() - hello.clock

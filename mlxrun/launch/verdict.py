@@ -72,6 +72,7 @@ class RankStatus:
     lost_a_peer: bool = False  # it said a peer went away (ring's messages)
     raised_at: float | None = None  # when its stderr showed a traceback (seconds into the job)
     stuck_exiting: bool = False  # raised, and its exit waits for the others (MPI_Finalize)
+    remote: bool = False  # on a job across hosts: errors name its host
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     results: list[dict[str, Any]] = field(default_factory=list)  # records the rank's worker sent
 
@@ -155,7 +156,7 @@ def decide(
     leaver = left_early(failed, ranks)
     if leaver is not None:
         reason = (
-            f"rank {leaver.rank} exited with code 0 while the other ranks still needed it "
+            f"{who(leaver)} exited with code 0 while the other ranks still needed it "
             "(they lost their peer)"
         )
         return JobReport(Outcome.FAILED, ranks, seconds, leaver, reason, launcher_tail)
@@ -170,23 +171,28 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def who(rank: RankStatus) -> str:
+    """`rank R`, or `rank R on HOST` on a job across hosts."""
+    return f"rank {rank.rank} on {rank.host}" if rank.remote else f"rank {rank.rank}"
+
+
 def describe_end(rank: RankStatus) -> str:
     if rank.stuck_exiting:
         return (
-            f"rank {rank.rank} raised an exception and then hung in its exit "
+            f"{who(rank)} raised an exception and then hung in its exit "
             "(under MPI, MPI_Finalize waits for ranks that wait for it)"
         )
     if rank.lost and not rank.connected:
-        return f"rank {rank.rank} never started (see the launcher's lines)"
+        return f"{who(rank)} never started (see the launcher's lines)"
     if rank.lost:
-        return f"rank {rank.rank} stopped reporting (its agent was killed or its host lost)"
+        return f"{who(rank)} stopped reporting (its agent was killed or its host lost)"
     code = rank.returncode
     if code is not None and code < 0:
         hint = SIGNAL_HINTS.get(-code, "")
-        return f"rank {rank.rank} was killed by {signal_name(-code)}{hint}"
+        return f"{who(rank)} was killed by {signal_name(-code)}{hint}"
     if code == SSH_FAILED and not rank.connected and rank.host != LOCAL_SSH:
         return (
             f"rank {rank.rank} could not start on {rank.host} (ssh exit code 255): "
             f"check `ssh -o BatchMode=yes {rank.host} true` or run `mlxrun check --hostfile FILE`"
         )
-    return f"rank {rank.rank} exited with code {code}"
+    return f"{who(rank)} exited with code {code}"

@@ -27,6 +27,7 @@ from typing import IO, Any, Union
 from mlxrun.rank.protocol import (
     ADDRESS_ENV,
     HEARTBEAT_ENV,
+    REMOTE_TMPDIR_ENV,
     RESULT_FD_ENV,
     TOKEN_ENV,
     FrameDecoder,
@@ -317,6 +318,27 @@ def stop_child(child: Child) -> None:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        code = run(argv)
+    finally:
+        remove_remote_tmpdir()
+    if code < 0:  # ends the way the child ended
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code if code >= 0 else 128 - code
+
+
+def remove_remote_tmpdir() -> None:
+    """A remote rank's temp folder (`rank.mlx_launch`): on that host nobody else would."""
+    folder = os.environ.get(REMOTE_TMPDIR_ENV)
+    if folder and os.path.basename(folder).startswith("mlxrun-remote."):
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(argv: list[str]) -> int:
+    """The rank's life: its exit code, negative for a signal (as Popen gives it)."""
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
@@ -366,10 +388,7 @@ def main(argv: list[str]) -> int:
         sock.close()
     except OSError:
         pass
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    return code if code >= 0 else 128 - code
+    return code
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ TOKEN_ENV = "MLXRUN_TOKEN"  # the job's secret: the agent's hello carries it
 ADDRESS_ENV = "MLXRUN_CHANNEL"  # host:port of mlxrun's listening socket
 RESULT_FD_ENV = "MLXRUN_RESULT_FD"  # the pipe a rank's program writes JSON records to
 RANK_ENV = "MLXRUN_RANK"  # set by mlxrun where no launcher sets a rank (one rank)
+REMOTE_TMPDIR_ENV = "MLXRUN_REMOTE_TMPDIR"  # a remote rank's temp folder: its agent removes it
 HEARTBEAT_ENV = "MLXRUN_HEARTBEAT"  # seconds between the agent's CPU-time reports, if set
 STAMP = struct.Struct("!d")
 

@@ -55,7 +55,9 @@ def run_reduction(
 ) -> JobResult:
     job = spec.job
     data = check_data(spec.data)  # as every rank must read it (a csv's sniffed delimiter)
-    target = job_spec((), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout)
+    target = job_spec(
+        (), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout, job.listen_ip
+    )
     plan = Plan(uuid.uuid4().hex, target.np, job.backend, data, spec.ops, spec.bins)
     command = (sys.executable, "-m", "mlxrun.reduce.worker", plan.to_json())
     started = time.perf_counter()
@@ -68,10 +70,12 @@ def run_reduction(
         raise
     results = agreed(records)
     missing = int(results.pop("missing", 0))
+    # On a job across hosts a rank's host is the hostfile's name for it, not its hostname.
+    named = [s.host for s in report.ranks] if job.hostfile is not None else None
     ranks = tuple(
         RankResult(
             r["rank"],
-            r["host"],
+            named[r["rank"]] if named else r["host"],
             r["count"],
             r["bytes"],
             r["seconds"],

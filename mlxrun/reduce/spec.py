@@ -41,6 +41,7 @@ class JobSettings:
     hostfile: Path | None = None
     timeout: float | None = None
     stall_timeout: float | None = None
+    listen_ip: str | None = None  # a command-line flag only: it is this machine's, not the job's
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ class Spec:
         hostfile: Path | None = None,
         timeout: float | None = None,
         stall_timeout: float | None = None,
+        listen_ip: str | None = None,
     ) -> Spec:
         """Command-line flags win over the file."""
-        check_settings(np, backend, timeout, stall_timeout)
+        check_settings(np, backend, timeout, stall_timeout, listen_ip)
         job = self.job
         if np is not None:
             job = replace(job, np=np)
@@ -71,6 +73,8 @@ class Spec:
             job = replace(job, timeout=timeout)
         if stall_timeout is not None:
             job = replace(job, stall_timeout=stall_timeout)
+        if listen_ip is not None:
+            job = replace(job, listen_ip=listen_ip)
         return replace(self, job=job)
 
 

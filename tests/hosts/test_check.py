@@ -1,0 +1,62 @@
+"""`mlxrun check --hostfile` against the loopback hosts: reachable ones pass, with a live
+ring test across them; a host whose sshd is down fails with its fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.hosts.loopback import Hosts
+
+
+def _rows(stdout: str) -> dict[str, dict[str, str]]:
+    return {row["name"]: row for row in json.loads(stdout)["checks"]}
+
+
+@pytest.mark.slow
+def test_check_hostfile_passes_on_reachable_hosts(hosts: Hosts, mlxrun: object) -> None:
+    run = mlxrun(  # type: ignore[operator]
+        "check",
+        "--hostfile",
+        str(hosts.hostfile(2)),
+        "--backend",
+        "ring",
+        "--json",
+        env=hosts.env,
+    )
+    rows = _rows(run.stdout)
+    assert run.returncode == 0, rows
+    for name in ("node1", "node2"):
+        assert rows[f"ssh {name} (ring)"]["status"] == "ok", rows
+    assert rows["live test (ring)"]["status"] == "ok", rows
+    assert hosts.leftovers() == {}
+
+
+@pytest.mark.slow
+def test_check_hostfile_names_an_unreachable_host_and_its_fix(hosts: Hosts, mlxrun: object) -> None:
+    node2 = hosts.node("node2")
+    node2.stop()
+    try:
+        run = mlxrun(  # type: ignore[operator]
+            "check",
+            "--hostfile",
+            str(hosts.hostfile(2)),
+            "--backend",
+            "ring",
+            "--json",
+            env=hosts.env,
+        )
+    finally:
+        node2.start()
+    rows = _rows(run.stdout)
+    assert run.returncode == 1, run.stdout
+    assert rows["ssh node1 (ring)"]["status"] == "ok", rows
+    bad = rows["ssh node2 (ring)"]
+    assert bad["status"] == "fail"
+    assert bad["detail"].startswith("cannot reach node2 without a password: ")
+    assert "Connection refused" in bad["detail"]
+    assert bad["fix"] == (
+        "set up key-based ssh (ssh-copy-id node2) and check with: ssh -o BatchMode=yes node2 true"
+    )
+    assert rows["live test (ring)"]["status"] == "skip"

@@ -1,0 +1,109 @@
+"""Jobs across the loopback hosts: real ssh, real mlx.launch, real ranks on node1..node4."""
+
+from __future__ import annotations
+
+import json
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import script
+from tests.hosts.loopback import Hosts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 4])
+def test_exec_across_hosts_labels_each_line_with_its_host(
+    hosts: Hosts, mlxrun: object, n: int
+) -> None:
+    before = set(Path("/tmp").glob("tmp.*"))
+    # `python`, not the venv's path: it must mean this interpreter on every host.
+    run = mlxrun(  # type: ignore[operator]
+        "exec",
+        "--hostfile",
+        str(hosts.hostfile(n)),
+        "--",
+        "python",
+        script("classic.py"),
+        env=hosts.env,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    for r in range(n):
+        assert f"[rank {r} @ node{r + 1}] total 10" in lines, run.stdout
+    assert hosts.leftovers() == {}
+    # mlx.launch's own remote temp files (a rank's pid, its ring hostfile) went with them.
+    new = [p for p in set(Path("/tmp").glob("tmp.*")) - before if p.is_file()]
+    assert [p for p in new if "127.0.0.2:" in p.read_text(errors="replace")] == []
+
+
+def _numbers(path: Path, count: int) -> Path:
+    """Floats whose sum a naive left-to-right float sum gets wrong."""
+    rng = random.Random(11)
+    path.write_text(
+        "".join(
+            f"{rng.uniform(-1e6, 1e6)!r}\n{rng.uniform(-1, 1) * 1e-9!r}\n" for _ in range(count)
+        )
+    )
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 4])
+def test_sum_across_hosts_is_exactly_the_local_sum(
+    hosts: Hosts, mlxrun: object, tmp_path: Path, n: int
+) -> None:
+    # The file is under the test's tmp folder, which every host sees (only DATA_PATH differs).
+    data = _numbers(tmp_path / "numbers.txt", 5000)
+    local = mlxrun("stats", "--np", str(n), "--json", str(data))  # type: ignore[operator]
+    assert local.returncode == 0, local.stderr
+    run = mlxrun(  # type: ignore[operator]
+        "stats", "--hostfile", str(hosts.hostfile(n)), "--json", str(data), env=hosts.env
+    )
+    assert run.returncode == 0, run.stderr
+    here, there = json.loads(local.stdout), json.loads(run.stdout)
+    assert there["results"] == here["results"]
+    assert there["results"]["sum"] == float(sum(map(Fraction, data.read_text().split())))
+    assert [r["host"] for r in there["ranks"]] == [f"node{i + 1}" for i in range(n)]
+    assert hosts.leftovers() == {}
+
+
+@pytest.mark.slow
+def test_run_takes_the_hostfile_of_its_spec(hosts: Hosts, mlxrun: object, tmp_path: Path) -> None:
+    data = _numbers(tmp_path / "numbers.txt", 1000)
+    hostfile = hosts.hostfile(2)
+    spec = tmp_path / "job.toml"
+    spec.write_text(
+        f'[job]\nhostfile = "{hostfile}"\n[data]\npath = "{data}"\n[reduce]\nops = ["sum"]\n'
+    )
+    run = mlxrun("run", str(spec), "--json", env=hosts.env)  # type: ignore[operator]
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["np"] == 2
+    assert out["results"]["sum"] == float(sum(map(Fraction, data.read_text().split())))
+
+
+@pytest.mark.slow
+def test_bench_across_hosts(hosts: Hosts, mlxrun: object) -> None:
+    run = mlxrun(  # type: ignore[operator]
+        "bench",
+        "--hostfile",
+        str(hosts.hostfile(2)),
+        "-b",
+        "1K",
+        "-e",
+        "2K",
+        "--iters",
+        "2",
+        "--warmup-iters",
+        "1",
+        "--json",
+        env=hosts.env,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["np"] == 2
+    assert [row["wrong"] for row in out["rows"]] == [0, 0]
+    assert hosts.leftovers() == {}
