@@ -107,3 +107,27 @@ def test_bench_across_hosts(hosts: Hosts, mlxrun: object) -> None:
     assert out["np"] == 2
     assert [row["wrong"] for row in out["rows"]] == [0, 0]
     assert hosts.leftovers() == {}
+
+
+@pytest.mark.slow
+def test_a_stall_report_shows_a_remote_ranks_stack(hosts: Hosts, mlxrun: object) -> None:
+    # py-spy and eu-stack run in the agent on the rank's own host (here: its own PID
+    # namespace), so a stuck remote rank's stack reaches the report as a local one does.
+    run = mlxrun(  # type: ignore[operator]
+        "exec",
+        "--hostfile",
+        str(hosts.hostfile(2)),
+        "--stall-timeout",
+        "4",
+        "--",
+        "python",
+        script("hang.py"),
+        "sleep",
+        env=hosts.env,
+        timeout=90,
+    )
+    assert run.returncode == 124, run.stderr
+    assert "rank 1 is not in a collective (sleeping); rank 0 waits in all_sum (ring)" in run.stderr
+    remote = run.stderr.split("--- rank 1 @ node2:")[1].split("---")[0]
+    assert "stuck_forever (hang.py:" in remote
+    assert hosts.leftovers() == {}
