@@ -202,7 +202,12 @@ Child = Union[subprocess.Popen[bytes], ForkedModule]  # noqa: UP007 - a runtime 
 
 
 def own_module(argv: list[str]) -> str | None:
-    """The module of `python -m mlxrun.X ...` run by this very interpreter, if that is argv."""
+    """The module of `python -m mlxrun.X ...` run by this very interpreter, if that is argv,
+    to be run in a fork. Not under MPI: a fork ends with os._exit, which skips the
+    interpreter's teardown and with it MPI_Finalize, and mpirun then calls the rank's exit
+    improper and kills the others (seen: `mlxrun bench --np 4 --backend mpi`)."""
+    if "OMPI_COMM_WORLD_RANK" in os.environ or "PMI_RANK" in os.environ:
+        return None
     if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
         if argv[2].startswith("mlxrun.") and argv[2].replace(".", "").isidentifier():
             return argv[2]

@@ -183,3 +183,14 @@ def test_on_a_terminal_a_chart_follows_the_table() -> None:
     assert "busbw against size (full width " in screen
     assert "    1 KiB |" in screen and "    4 KiB |" in screen
     assert "Out of bounds values: 0 OK" in screen
+
+
+@pytest.mark.mpi
+def test_four_mpi_ranks_finalize_and_the_run_succeeds(mlxrun) -> None:
+    # mlxrun's rank programs ran in a fork of the agent ending in os._exit, which skips
+    # MPI_Finalize: prterun then called a rank's exit improper and the job failed.
+    run = mlxrun(
+        "bench", "--np", "4", "--backend", "mpi", "-b", "1K", "-e", "64K", "-n", "2", "-w", "1"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Out of bounds values: 0 OK" in run.stdout
