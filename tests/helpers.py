@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlxrun import native
 from mlxrun.rank import procfs
 
 ROOT = Path(__file__).resolve().parent.parent  # the repo
@@ -48,3 +51,17 @@ def assert_no_leftovers(run: Run) -> None:
 
 def script(name: str) -> str:
     return str(SCRIPTS / name)
+
+
+PARSERS = ["c", "numpy"] if native.ext is not None else ["numpy"]
+
+
+@contextmanager
+def parser(name: str) -> Iterator[None]:
+    """Numbers are parsed in C when the extension is built, else by numpy: both must agree."""
+    saved = native.ext
+    native.ext = saved if name == "c" else None
+    try:
+        yield
+    finally:
+        native.ext = saved

@@ -13,7 +13,6 @@ every dtype, so `wrong` counts real errors only. No rich, typer or CLI here.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 from mlxrun.bench import tcp
 from mlxrun.bench.sizes import ITEMSIZE, array_bytes, check_modulus, counts
 from mlxrun.bench.spec import CORRUPT_ENV, BenchSpec
-from mlxrun.rank.protocol import result_stream
+from mlxrun.rank.protocol import Reporter
 from mlxrun.rank.ring import wait_for_ring_start
 
 MEMCPY_BYTES = 128 * 1024 * 1024  # larger than any last-level cache of these machines
@@ -34,15 +33,6 @@ GPU_NOTE = (
     "between GPU and CPU memory around each transfer, and a collective that waits long for "
     "a peer can trip Metal's command-buffer watchdog (the job then fails with a GPU timeout)"
 )
-
-
-class Reporter:
-    def __init__(self) -> None:
-        self.out = result_stream()
-
-    def send(self, record: dict[str, Any]) -> None:
-        self.out.write(json.dumps(record) + "\n")
-        self.out.flush()
 
 
 def memcpy_gbps() -> float:

@@ -126,6 +126,17 @@ def rank_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> int:
     return 0
 
 
+class Reporter:
+    """Writes a rank program's JSON records to its result stream, one per line, at once."""
+
+    def __init__(self) -> None:
+        self.out = result_stream()
+
+    def send(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+
 def result_stream() -> IO[str]:
     """Where a rank's program writes its JSON records, one per line: the agent's result
     pipe, or stdout when run by hand."""

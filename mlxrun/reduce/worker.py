@@ -13,7 +13,6 @@ states travel as Python numbers.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import resource
 import socket
@@ -25,7 +24,7 @@ from typing import Any, NamedTuple, TypeVar
 from mlxrun.data.shards import Shard, Sums
 from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
-from mlxrun.rank.protocol import result_stream
+from mlxrun.rank.protocol import Reporter
 from mlxrun.rank.ring import wait_for_ring_start
 from mlxrun.reduce import algebra
 from mlxrun.reduce.ops import SUM_OPS
@@ -35,17 +34,6 @@ T = TypeVar("T")
 PROGRESS_SECONDS = 0.5
 LOCAL_OPS = ("count", "sum", "mean", "min", "max", "var", "std", "prod")  # shown per rank
 LOCAL_OPS_ALWAYS = ("count", "sum")  # cheap, and every rank's table row shows them
-
-
-class Reporter:
-    """Writes JSON records to the agent's result pipe (one per line)."""
-
-    def __init__(self) -> None:
-        self.out = result_stream()
-
-    def send(self, record: dict[str, Any]) -> None:
-        self.out.write(json.dumps(record) + "\n")
-        self.out.flush()
 
 
 def peak_rss() -> int:

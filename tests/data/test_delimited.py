@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +20,10 @@ from mlxrun.data.model import DEFAULT_NULLS, SNIFFED, Data
 from mlxrun.data.sources import check_data, open_shard, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.reduce import algebra, worker
+from tests.helpers import parser
 from tests.reference import expected
 
 PARSERS = ["c", "python"] if native.ext is not None else ["python"]
-
-
-@contextmanager
-def parser(name: str) -> Iterator[None]:
-    saved = native.ext
-    native.ext = saved if name == "c" else None
-    try:
-        yield
-    finally:
-        native.ext = saved
 
 
 def exchanged(data: Data, np_: int) -> list[int]:

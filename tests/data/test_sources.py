@@ -8,8 +8,6 @@ import os
 import shutil
 import struct
 import sysconfig
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +22,9 @@ from mlxrun.data.sources import open_shard
 from mlxrun.errors import DataError
 from mlxrun.reduce import kernels
 from mlxrun.reduce.ops import SUM_OPS
+from tests.helpers import PARSERS, parser
 
-PARSERS = ["c", "numpy"] if native.ext is not None else ["numpy"]
 NATIVE = pytest.mark.skipif(native.ext is None, reason="the C extension was not built")
-
-
-@contextmanager
-def parser(name: str) -> Iterator[None]:
-    """Text is parsed in C when the extension is built, else by numpy: both must agree."""
-    saved = native.ext
-    native.ext = saved if name == "c" else None
-    try:
-        yield
-    finally:
-        native.ext = saved
 
 
 def shard_values(data: Data, np_: int) -> list[list[float]]:
