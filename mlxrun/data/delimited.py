@@ -32,10 +32,10 @@ well-formed), so no job ends with a silently wrong shard.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlxrun import native
 from mlxrun.data.locate import INTEGER, NUMBER, beyond_int64, line_number
@@ -459,24 +459,24 @@ def can_sum_csv(data: Data) -> bool:
     return data.format in ("csv", "tsv") and data.dtype == "auto" and native.ext is not None
 
 
-def delimited_sums(
-    data: Data, rank: int, np_: int, quotes_before: int | None = None
-) -> Shard[Sums]:
-    """The rank's records summed by csv_column as they are read: nothing stored."""
-    reader = _reader(data, rank, np_, quotes_before)
-    shard: Shard[Sums]
+T = TypeVar("T")
 
-    def chunks() -> Iterator[tuple[Sums, int]]:
+
+def _walk(
+    reader: _Reader, take: Callable[[memoryview, int, bool], tuple[T, int, int, bool]]
+) -> Shard[T]:
+    """The rank's shard, a window at a time: `take(view, pos, final)` reads one window into
+    (item, missing values, bytes used, done); the next window starts where it stopped."""
+    shard: Shard[T]
+
+    def chunks() -> Iterator[tuple[T, int]]:
         windows = reader.windows()
         view, pos, final = next(windows)
         while True:
-            out = reader.c_chunk(view, pos, final, None)
-            nxt, done, n, missing, all_int = out[:5]
-            nan, pinf, ninf, ihigh, ilow, rounding, high, low = out[7:]
+            item, missing, nxt, done = take(view, pos, final)
             shard.missing += missing
             del view
-            int_sum = (ihigh << 64) + ilow
-            yield Sums(n, bool(all_int), nan, pinf, ninf, int_sum, rounding, high, low), nxt
+            yield item, nxt
             if done:
                 shard.bytes_total = pos + nxt - reader.start
                 windows.close()
@@ -485,6 +485,23 @@ def delimited_sums(
 
     shard = Shard(chunks(), max(reader.hi - reader.start, 0))
     return shard
+
+
+def delimited_sums(
+    data: Data, rank: int, np_: int, quotes_before: int | None = None
+) -> Shard[Sums]:
+    """The rank's records summed by csv_column as they are read: nothing stored."""
+    reader = _reader(data, rank, np_, quotes_before)
+
+    def take(view: memoryview, pos: int, final: bool) -> tuple[Sums, int, int, bool]:
+        out = reader.c_chunk(view, pos, final, None)
+        nxt, done, n, missing, all_int = out[:5]
+        nan, pinf, ninf, ihigh, ilow, rounding, high, low = out[7:]
+        int_sum = (ihigh << 64) + ilow
+        sums = Sums(n, bool(all_int), nan, pinf, ninf, int_sum, rounding, high, low)
+        return sums, missing, nxt, bool(done)
+
+    return _walk(reader, take)
 
 
 def delimited_shard(
@@ -492,26 +509,14 @@ def delimited_shard(
 ) -> Shard[np.ndarray]:
     """The rank's column values, a chunk at a time."""
     reader = _reader(data, rank, np_, quotes_before)
-    shard: Shard[np.ndarray]
 
-    def chunks() -> Iterator[tuple[np.ndarray, int]]:
+    def take(view: memoryview, pos: int, final: bool) -> tuple[np.ndarray, int, int, bool]:
         import numpy as np
 
-        windows = reader.windows()
-        view, pos, final = next(windows)
-        while True:
-            values, missing, nxt, done = _one_chunk(reader, view, pos, final)
-            shard.missing += missing
-            del view
-            yield (values if values is not None else np.zeros(0)), nxt
-            if done:
-                shard.bytes_total = pos + nxt - reader.start
-                windows.close()
-                return
-            view, pos, final = windows.send(nxt)
+        values, missing, nxt, done = _one_chunk(reader, view, pos, final)
+        return (values if values is not None else np.zeros(0)), missing, nxt, done
 
-    shard = Shard(chunks(), max(reader.hi - reader.start, 0))
-    return shard
+    return _walk(reader, take)
 
 
 def _one_chunk(
