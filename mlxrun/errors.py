@@ -17,10 +17,19 @@ class ExitCode(IntEnum):
     TERMINATED = 143
 
 
+def one_line(text: str) -> str:
+    """`text` with newlines and other control characters escaped, so that an error
+    quoting a user's value (a path, a CSV header field) stays one line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 class MlxrunError(Exception):
     """A failure with a one-line message meant for the user."""
 
     exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 class UsageError(MlxrunError):

@@ -78,12 +78,6 @@ class Spec:
         return replace(self, job=job)
 
 
-def shown(text: str) -> str:
-    """Text from a spec as an error shows it: a newline or other control character escaped,
-    so that the error stays one line."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
-
-
 class _Table:
     """A TOML table being read: takes keys, and complains with the key path."""
 
@@ -97,7 +91,7 @@ class _Table:
                 raise self.error(key, f"unknown key{did_you_mean(key, known, SYNONYMS)}")
 
     def where(self, key: str) -> str:
-        return " -> ".join(shown(p) for p in (self.path, key) if p)
+        return " -> ".join(p for p in (self.path, key) if p)
 
     def error(self, key: str, what: str) -> SpecError:
         where = self.where(key)
@@ -118,7 +112,7 @@ class _Table:
         if value is not None and value not in choices:
             raise self.error(
                 key,
-                f'unknown value "{shown(value)}"{did_you_mean(value, choices, SYNONYMS)}; '
+                f'unknown value "{value}"{did_you_mean(value, choices, SYNONYMS)}; '
                 f"one of: {', '.join(choices)}",
             )
         return value  # type: ignore[no-any-return]
@@ -259,7 +253,7 @@ def _ops(file: str, raw: Any) -> tuple[tuple[str, ...], int]:
     for i, op in enumerate(ops):
         if not isinstance(op, str) or op not in OPS:
             hint = did_you_mean(op, OPS, SYNONYMS) if isinstance(op, str) else ""
-            raise t.error(f"ops[{i}]", f'unknown op "{shown(str(op))}"{hint}')
+            raise t.error(f"ops[{i}]", f'unknown op "{op}"{hint}')
     bins = _in_range(t, "bins", DEFAULT_BINS, 1, MAX_BINS)
     return tuple(dict.fromkeys(ops)), bins
 

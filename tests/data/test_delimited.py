@@ -239,6 +239,7 @@ ERRORS = [
     ('a,dep_delay\n"x"y,1\n', {}, '{path}:2: a stray quote in a field; RFC 4180 wants the whole field quoted and a quote inside it doubled ("a ""b"" c")'),
     ('a,dep_delay\nx,1\n"y,2\n', {}, "{path}:3: a quoted field opens here and never closes"),
     ('a,dep_delay\nx,1\ny\n', {}, "{path}:3: the record has 1 field; column dep_delay is field 2"),
+    ('"dep\ndelay",b\n1,2\n', {}, '{path}: no column "dep_delay" (did you mean "dep\\ndelay"?); columns: dep\\ndelay, b'),
 ]  # fmt: skip
 
 
