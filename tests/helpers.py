@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +27,24 @@ class Run:
     stderr: str
     mark: str
     tmpdir: Path
+
+
+def start(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, **popen: object
+) -> tuple[subprocess.Popen[str], Run]:
+    """Starts `python -m mlxrun ARGS` in the background, marked and in a TMPDIR of its own,
+    with text pipes unless `popen` says otherwise. The Run holds the mark and the folder."""
+    mark, tmpdir = uuid.uuid4().hex, tmp_path / f"tmp-{uuid.uuid4().hex[:6]}"
+    tmpdir.mkdir()
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    job = subprocess.Popen(  # type: ignore[call-overload]
+        [sys.executable, "-m", "mlxrun", *args],
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, MARK: mark, "TMPDIR": str(tmpdir), **(env or {})},
+        **{**options, **popen},
+    )
+    return job, Run(0, "", "", mark, tmpdir)
 
 
 def marked_processes(mark: str) -> list[procfs.Process]:

@@ -26,7 +26,7 @@ from mlxrun.errors import LaunchError
 from mlxrun.launch.hostfile import Hostfile
 from mlxrun.launch.job import JobSpec
 from mlxrun.launch.ports import PortBlock, reserve_ports
-from mlxrun.rank.protocol import RANK_ENV
+from mlxrun.rank.protocol import RANK_ENV, TOKEN_ENV
 
 
 def python_bin_dir() -> str:
@@ -92,8 +92,10 @@ class Launch:
         else:
             launch += _mpi_args(self.spec.np)
         if self.spec.hostfile is not None and not self.spec.hostfile.all_local:
-            # Remote ranks see only what is passed explicitly.
-            launch += [f"--env={k}={v}" for k, v in sorted(self._agent_env.items())]
+            # Remote ranks see only what is passed explicitly; the token goes privately
+            # (rank.mlx_launch).
+            passed = sorted((k, v) for k, v in self._agent_env.items() if k != TOKEN_ENV)
+            launch += [f"--env={k}={v}" for k, v in passed]
             launch += ["--env=PYTHONUNBUFFERED=1"]
         return [*launch, "--", *agent]
 

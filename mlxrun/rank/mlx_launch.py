@@ -12,18 +12,25 @@ its ring hostfile). Here each remote rank's shell first makes a folder of its ow
 points TMPDIR at it, so both land there, and the rank's agent removes the folder when the
 rank ends (`rank.agent`); the kill script's `rm` becomes `rm -f`, as the file may be gone.
 
+The job's token never goes on a command line, where any user of either host could read it
+(`ps`, /proc/*/cmdline, the ssh command mlx.launch builds). A remote rank's shell reads it
+from its standard input, which is ssh's: the launcher writes it there once the rank's
+first line (its pid file) shows that the shell has run `stty -echo`, so the pty does not
+echo it back. A local rank inherits it in the environment, which only its user can read.
+
 If MLX reorganises its launcher the patches are skipped and mlx.launch runs as is.
 """
 
 from __future__ import annotations
 
+import os
 import select
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from mlxrun.rank.protocol import REMOTE_TMPDIR_ENV
+from mlxrun.rank.protocol import REMOTE_TMPDIR_ENV, TOKEN_ENV
 
 REMOTE_TMP_TEMPLATE = "mlxrun-remote.XXXXXXXX"
 POLL_SECONDS = 0.005  # a rank's pipes are closed: it is exiting, look again soon
@@ -42,8 +49,13 @@ def _output_only_select(
     return select.select(readable, [], xlist, timeout)
 
 
-def _patch_remote_temp_files(remote: Any) -> None:
+PIDFILE_LINE = 'printf "%s\\n" $pidfile; '  # mlx.launch's remote script, after `stty -echo`
+READ_TOKEN = f"IFS= read -rs {TOKEN_ENV} && export {TOKEN_ENV}; "
+
+
+def _patch_remote_process(remote: Any, token: str | None) -> None:
     make_launch, make_kill = remote.make_launch_script, remote.make_kill_script
+    preprocess = remote.preprocess_output
 
     def launch_script(
         rank: int, python: Any, cwd: Any, files: Any, env: Any, command: Any, is_local: bool
@@ -52,13 +64,23 @@ def _patch_remote_temp_files(remote: Any) -> None:
         if is_local:
             return str(script)  # a local rank's TMPDIR is already the job's own
         own = f"TMPDIR=$(mktemp -d -t {REMOTE_TMP_TEMPLATE}) && export TMPDIR; "
+        if token is not None:
+            script = script.replace(PIDFILE_LINE, PIDFILE_LINE + READ_TOKEN, 1)
         return f"{own}export {REMOTE_TMPDIR_ENV}=$TMPDIR; {script}"
+
+    def preprocess_output(self: Any, data: str, is_stdout: bool = False) -> str:
+        first = self._pidfile is None
+        shown = str(preprocess(self, data, is_stdout))
+        if first and token is not None and not self._is_local:
+            os.write(self._process.stdin.fileno(), f"{token}\n".encode())
+        return shown
 
     def kill_script(pidfile: str) -> str:
         return str(make_kill(pidfile)).replace("rm ", "rm -f ")
 
     remote.make_launch_script = staticmethod(launch_script)
     remote.make_kill_script = staticmethod(kill_script)
+    remote.preprocess_output = preprocess_output
 
 
 def main() -> None:
@@ -67,10 +89,13 @@ def main() -> None:
     if callable(getattr(launch, "select", None)):
         launch.select = _output_only_select  # type: ignore[attr-defined,assignment]
     remote = getattr(launch, "RemoteProcess", None)
-    if callable(getattr(remote, "make_launch_script", None)) and callable(
-        getattr(remote, "make_kill_script", None)
+    patchable = ("make_launch_script", "make_kill_script", "preprocess_output")
+    if all(callable(getattr(remote, name, None)) for name in patchable) and (
+        PIDFILE_LINE in remote.make_launch_script(0, None, None, {}, [], ["x"], False)
     ):
-        _patch_remote_temp_files(remote)
+        _patch_remote_process(remote, os.environ.get(TOKEN_ENV))
+    elif TOKEN_ENV in os.environ:  # the old way: remote ranks see only what --env passes
+        sys.argv.insert(1, f"--env={TOKEN_ENV}={os.environ[TOKEN_ENV]}")
     sys.argv[0] = "mlx.launch"
     launch.main()  # type: ignore[no-untyped-call]
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import script
+from mlxrun.rank import procfs
+from tests.helpers import script, start
 from tests.hosts.loopback import Hosts
 
 
@@ -130,4 +133,45 @@ def test_a_stall_report_shows_a_remote_ranks_stack(hosts: Hosts, mlxrun: object)
     assert "rank 1 is not in a collective (sleeping); rank 0 waits in all_sum (ring)" in run.stderr
     remote = run.stderr.split("--- rank 1 @ node2:")[1].split("---")[0]
     assert "stuck_forever (hang.py:" in remote
+    assert hosts.leftovers() == {}
+
+
+def _tokens_of_agents() -> dict[int, bytes]:
+    """The token in each rank agent's environment, by pid, on every host."""
+    found = {}
+    for p in procfs.processes():
+        if "mlxrun.rank.agent" in p.cmdline and "mlxrun.rank.mlx_launch" not in p.cmdline:
+            for entry in p.environ.split(b"\0"):
+                if entry.startswith(b"MLXRUN_TOKEN="):
+                    found[p.pid] = entry.split(b"=", 1)[1]
+    return found
+
+
+@pytest.mark.slow
+def test_the_token_is_on_no_command_line_of_any_host(hosts: Hosts, tmp_path: Path) -> None:
+    # The hosts' PID namespaces nest in this one, so every host's processes are visible
+    # here: the agents' environments give the token, and every command line is searched.
+    job, _ = start(
+        tmp_path,
+        "exec",
+        "--hostfile",
+        str(hosts.hostfile(2)),
+        "--",
+        "python",
+        script("sleepy.py"),
+        env=hosts.env,
+    )
+    try:
+        agents: dict[int, bytes] = {}
+        deadline = time.monotonic() + 30
+        while len(agents) < 2 and time.monotonic() < deadline:
+            agents = _tokens_of_agents()
+            time.sleep(0.1)
+        assert len(agents) == 2 and len(set(agents.values())) == 1, agents
+        token = next(iter(agents.values())).decode()
+        assert [p.cmdline for p in procfs.processes() if token in p.cmdline] == []
+    finally:
+        job.send_signal(signal.SIGINT)
+        job.communicate(timeout=30)
+    assert job.returncode == 130
     assert hosts.leftovers() == {}

@@ -3,19 +3,15 @@ sleep, deadlock or compute without a word (tests/scripts/hang.py), ring and MPI.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import MARK, Run, assert_no_leftovers, script
+from tests.helpers import Run, assert_no_leftovers, script, start
 
 BACKENDS = ["ring", pytest.param("mpi", marks=pytest.mark.mpi)]
 # Without eu-stack the collective a rank waits in is not seen, and its spinning counts as work.
@@ -87,26 +83,9 @@ def test_a_quiet_idle_job_is_not_stalled_before_its_time(mlxrun) -> None:
     assert run.returncode == 0 and run.stdout.count("total 3") == 2, run.stderr
 
 
-def start_marked(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Run]:
-    mark, tmpdir = uuid.uuid4().hex, tmp_path / "tmp"
-    tmpdir.mkdir()
-    env = {**os.environ, MARK: mark, "TMPDIR": str(tmpdir)}
-    job = subprocess.Popen(
-        [sys.executable, "-m", "mlxrun", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    return job, Run(0, "", "", mark, tmpdir)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGQUIT])
 def test_a_signal_shows_every_stack_and_the_job_goes_on(tmp_path: Path, sig: int) -> None:
-    job, run = start_marked(
-        tmp_path, "exec", "--np", "2", "--", "python", script("hang.py"), "quiet", "6"
-    )
+    job, run = start(tmp_path, "exec", "--np", "2", "--", "python", script("hang.py"), "quiet", "6")
     assert job.stdout is not None
     ready = [job.stdout.readline() for _ in range(2)]  # then they sleep 6 s before all_sum
     assert all("ready" in line for line in ready), ready

@@ -5,30 +5,12 @@ Each is refused or timed out; the job's output, result and end time are unaffect
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
-from tests.helpers import MARK, Run, assert_no_leftovers, marked_processes, script
-
-
-def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Run]:
-    mark, tmpdir = uuid.uuid4().hex, tmp_path / f"tmp-{uuid.uuid4().hex[:6]}"
-    tmpdir.mkdir()
-    job = subprocess.Popen(
-        [sys.executable, "-m", "mlxrun", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, MARK: mark, "TMPDIR": str(tmpdir)},
-    )
-    return job, Run(0, "", "", mark, tmpdir)
+from tests.helpers import Run, assert_no_leftovers, marked_processes, script, start
 
 
 def channel_of(run: Run) -> tuple[str, int]:

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from mlxrun.check import checks
@@ -18,19 +17,7 @@ from mlxrun.launch.job import JobSpec
 from mlxrun.launch.output import RankOutput
 from mlxrun.launch.supervisor import Supervisor
 from mlxrun.rank.protocol import Hello
-from tests.helpers import MARK, Run, assert_no_leftovers, processes_with_mark, script
-
-
-def start(tmp_path: Path, *args: str, **kw) -> tuple[subprocess.Popen[bytes], Run]:
-    mark, tmpdir = uuid.uuid4().hex, tmp_path / f"tmp-{uuid.uuid4().hex[:6]}"
-    tmpdir.mkdir()
-    job = subprocess.Popen(
-        [sys.executable, "-m", "mlxrun", *args],
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, MARK: mark, "TMPDIR": str(tmpdir)},
-        **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw},
-    )
-    return job, Run(0, "", "", mark, tmpdir)
+from tests.helpers import Run, assert_no_leftovers, processes_with_mark, script, start
 
 
 def wait_for_ranks(run: Run, count: int) -> None:
@@ -48,9 +35,7 @@ def test_sighup_stops_the_job_like_sigterm(tmp_path: Path) -> None:
     job.send_signal(signal.SIGHUP)
     _, err = job.communicate(timeout=30)
     assert job.returncode == 129, err
-    assert (
-        "Hung up (SIGHUP: the terminal or session closed): every rank was stopped" in err.decode()
-    )
+    assert "Hung up (SIGHUP: the terminal or session closed): every rank was stopped" in err
     assert_no_leftovers(run)  # no rank, and the job's temp folder is gone
 
 
@@ -73,7 +58,7 @@ def test_a_reader_that_goes_away_stops_the_job_cleanly(tmp_path: Path) -> None:
     _, err = job.communicate(timeout=60)
     head.wait(timeout=10)
     assert job.returncode == 141, err
-    assert "Traceback" not in err.decode() and "internal error" not in err.decode()
+    assert "Traceback" not in err and "internal error" not in err
     assert_no_leftovers(run)
 
 
@@ -86,7 +71,7 @@ def test_a_reduction_whose_table_reader_went_away(tmp_path: Path) -> None:
     os.close(w)
     _, err = job.communicate(timeout=60)
     assert job.returncode == 141, err
-    assert "Traceback" not in err.decode()
+    assert "Traceback" not in err
     assert_no_leftovers(run)
 
 
