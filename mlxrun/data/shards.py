@@ -2,9 +2,9 @@
 range at a time, mapped.
 
 A rank never reads more than its shard (plus a line's worth at its edges):
-- text (.txt): the byte range [size*r/N, size*(r+1)/N) moved to line starts, so every line
-  belongs to exactly one rank, whatever N (ranks beyond the number of lines get empty
-  shards); csv/tsv: the same range moved to record starts outside quotes (delimited.py);
+- text (.txt): the byte range [size*r/N, size*(r+1)/N) moved to token starts, so every
+  number belongs to exactly one rank, whatever N (ranks beyond the number of tokens get
+  empty shards); csv/tsv: the same range moved to record starts outside quotes (delimited.py);
 - .npy, uncompressed .npz members and .safetensors tensors: an element range;
 - generated data: only the rank's own index range, reproducible for any N.
 Chunks are at most CHUNK_BYTES (text) or a million elements (arrays), each mapped just for
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from mlxrun.data.model import Data
 from mlxrun.errors import DataError
@@ -130,6 +130,55 @@ class MappedFile:
         )
         return mapped, skip
 
+    def token_start(self, offset: int, first: int, total: int) -> int:
+        """Where a text rank whose range is nominally from `offset` starts (see text_range):
+        `first` is where the text begins (after a BOM), `total` where it ends."""
+        if offset <= first or offset >= total:
+            return min(max(offset, first), total)
+        if self._in_comment(offset, first):
+            return self._scan(offset, total, _past_newline)
+        mapped, skip = self.map(offset - 1, 1)
+        if mapped[skip] in SEPARATORS:
+            return offset
+        return self._scan(offset, total, _first_separator)
+
+    def _in_comment(self, offset: int, first: int) -> bool:
+        """Whether a `#` precedes byte `offset` on its line: read backwards a window at a
+        time, so a long line is never mapped whole."""
+        hi, window = offset, 4096
+        while hi > first:
+            lo = max(first, hi - window)
+            mapped, skip = self.map(lo, hi - lo)
+            nl = mapped.rfind(b"\n", skip)
+            if mapped.find(b"#", max(skip, nl + 1)) >= 0:
+                return True
+            if nl >= 0:
+                return False
+            hi, window = lo, min(2 * window, CHUNK_BYTES)
+        return False
+
+    def _scan(self, offset: int, total: int, find: Callable[[mmap.mmap, int, int], int]) -> int:
+        """The offset of the index `find(mapping, lo, hi)` gives (negative: not there), in
+        windows forwards from `offset`; `total` if none has it."""
+        lo, window = offset, 4096
+        while lo < total:
+            hi = min(total, lo + window)
+            mapped, skip = self.map(lo, hi - lo)
+            at = find(mapped, skip, len(mapped))
+            if at >= 0:
+                return min(total, lo + at - skip)
+            lo, window = hi, min(2 * window, CHUNK_BYTES)
+        return total
+
+    def too_long(self, offset: int) -> DataError:
+        from mlxrun.data.locate import line_number
+
+        path = Path(self.f.name)
+        limit = f"{CHUNK_BYTES // 2**20} MiB" if CHUNK_BYTES >= 2**20 else f"{CHUNK_BYTES} bytes"
+        return DataError(
+            f"{path}:{line_number(path, offset)}: a token longer than {limit}: not a number"
+        )
+
     def __enter__(self) -> MappedFile:
         return self
 
@@ -137,18 +186,16 @@ class MappedFile:
         self.f.close()
 
 
-def line_start_at_or_after(f: BinaryIO, offset: int) -> int:
-    """The offset of the first line that starts at or after `offset`."""
-    if offset == 0:
-        return 0
-    f.seek(offset - 1)
-    while True:
-        block = f.read(65536)
-        if not block:
-            return f.tell()
-        nl = block.find(b"\n")
-        if nl >= 0:
-            return f.tell() - len(block) + nl + 1
+def _past_newline(buf: mmap.mmap, lo: int, hi: int) -> int:
+    """The index just past the first newline in buf[lo:hi], or -1."""
+    at = buf.find(b"\n", lo, hi)
+    return at + 1 if at >= 0 else -1
+
+
+def _first_separator(buf: mmap.mmap, lo: int, hi: int) -> int:
+    """The index of the first separator in buf[lo:hi], or -1."""
+    found = [at for c in SEPARATORS if (at := buf.find(bytes([c]), lo, hi)) >= 0]
+    return min(found, default=-1)
 
 
 def size_of(data: Data) -> int:
@@ -158,34 +205,58 @@ def size_of(data: Data) -> int:
     return data.size if data.size is not None else data.path.stat().st_size
 
 
-def line_range(
+SEPARATORS = b" \t\n\r,\v\f"  # between numbers in text, as the parsers split them
+
+
+def _last_separator(buf: bytes | mmap.mmap, lo: int, hi: int) -> int:
+    """The index of the last separator in buf[lo:hi], or -1."""
+    return max(buf.rfind(bytes([c]), lo, hi) for c in SEPARATORS)
+
+
+def text_range(
     path: Path, rank: int, np_: int, skip: int = 0, size: int | None = None
 ) -> tuple[int, int]:
-    """The rank's byte range of whole lines, of the first `size` bytes of the file (all of
-    it by default) after its first `skip` bytes (a header)."""
+    """The rank's byte range of the first `size` bytes of a text file (all of it by default)
+    after its first `skip` bytes (a BOM), its edges moved to token starts.
+
+    An edge at byte b stays where it is if a separator precedes it, and moves past the
+    token it cuts otherwise, so every token is read by exactly one rank. An edge inside a
+    comment (a `#` earlier on its line) moves to the next line, as a rank starting there
+    could not tell the comment from numbers. So a file that is one long line of numbers is
+    split as evenly as one of many lines."""
     total = path.stat().st_size if size is None else size
     lo, hi = span(total - skip, rank, np_)
-
-    def start(offset: int) -> int:  # what is skipped (a BOM) need not end with a newline
-        if offset >= total - skip:
-            return total  # the end: never past it, into bytes appended since
-        return skip if offset == 0 else min(total, line_start_at_or_after(f, skip + offset))
-
-    with path.open("rb") as f:
-        return start(lo), start(hi)
+    with MappedFile(path, total, "shorter than when the job started (changed while read?)") as f:
+        return f.token_start(skip + lo, skip, total), f.token_start(skip + hi, skip, total)
 
 
-def read_lines(path: Path, start: int, end: int) -> Iterator[tuple[memoryview, int]]:
-    """Chunks of whole lines from [start, end), each a view of the file mapped just for it
-    (see MappedFile), with its offset."""
+def read_text(path: Path, start: int, end: int) -> Iterator[tuple[memoryview, int]]:
+    """Chunks of whole tokens from [start, end), each a view of the file mapped just for
+    it (see MappedFile), with its offset. A chunk ends at a line's end where the line
+    fits in CHUNK_BYTES, else after its last separator; a comment longer than that is
+    skipped without being mapped whole. So memory is bounded whatever the lines' length;
+    a token longer than CHUNK_BYTES is an error."""
     with MappedFile(path, end, "shorter than when the job started (changed while read?)") as f:
-        pos, want = start, CHUNK_BYTES
+        pos, in_comment = start, False
         while pos < end:
-            stop = min(pos + want, end)
+            stop = min(pos + CHUNK_BYTES, end)
             mapped, skip = f.map(pos, stop - pos)
-            cut = stop - pos if stop == end else mapped.rfind(b"\n", skip) + 1 - skip
-            if cut <= 0:  # one line longer than the chunk: a bigger chunk
-                want *= 2
+            if in_comment:  # skip to the end of the line
+                nl = mapped.find(b"\n", skip)
+                pos, in_comment = (stop, True) if nl < 0 else (pos + nl + 1 - skip, False)
                 continue
-            yield memoryview(mapped)[skip : skip + cut], pos
-            pos, want = pos + cut, CHUNK_BYTES
+            if stop == end:
+                cut = stop - pos
+            else:
+                cut = mapped.rfind(b"\n", skip) + 1 - skip
+            if cut <= 0:  # a line longer than the chunk
+                hash_at = mapped.find(b"#", skip)
+                if hash_at >= 0:
+                    cut, in_comment = hash_at - skip, True
+                else:
+                    cut = _last_separator(mapped, skip, len(mapped)) + 1 - skip
+                    if cut <= 0:
+                        raise f.too_long(pos)
+            if cut > 0:
+                yield memoryview(mapped)[skip : skip + cut], pos
+            pos += cut

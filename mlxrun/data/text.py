@@ -17,9 +17,9 @@ from mlxrun.data.shards import (
     Sums,
     bom_length,
     existing_text,
-    line_range,
-    read_lines,
+    read_text,
     size_of,
+    text_range,
 )
 
 if TYPE_CHECKING:
@@ -37,10 +37,10 @@ def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
     """The rank's text shard summed chunk by chunk without storing the numbers, for jobs
     that need only count, sum and mean. A bad token is reported as text_shard does."""
     path = existing_text(data)
-    start, end = line_range(path, rank, np_, skip=bom_length(path), size=size_of(data))
+    start, end = text_range(path, rank, np_, skip=bom_length(path), size=size_of(data))
 
     def chunks() -> Iterator[tuple[Sums, int]]:
-        for chunk, offset in read_lines(path, start, end):
+        for chunk, offset in read_text(path, start, end):
             high, low = native.empty_bins(), native.empty_bins()
             n, all_int, error, _, nan, pinf, ninf, ihigh, ilow, rounding = native.ext.sum_text(
                 chunk, high, low
@@ -59,10 +59,10 @@ def text_sums(data: Data, rank: int, np_: int) -> Shard[Sums]:
 def text_shard(data: Data, rank: int, np_: int) -> Shard[np.ndarray]:
     """The rank's text shard as arrays of numbers, a chunk at a time."""
     path = existing_text(data)
-    start, end = line_range(path, rank, np_, skip=bom_length(path), size=size_of(data))
+    start, end = text_range(path, rank, np_, skip=bom_length(path), size=size_of(data))
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
-        for chunk, offset in read_lines(path, start, end):
+        for chunk, offset in read_text(path, start, end):
             try:
                 values = parse_text(chunk, data.dtype)
             except OverflowError:

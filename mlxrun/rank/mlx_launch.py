@@ -90,8 +90,10 @@ def main() -> None:
         launch.select = _output_only_select  # type: ignore[attr-defined,assignment]
     remote = getattr(launch, "RemoteProcess", None)
     patchable = ("make_launch_script", "make_kill_script", "preprocess_output")
-    if all(callable(getattr(remote, name, None)) for name in patchable) and (
-        PIDFILE_LINE in remote.make_launch_script(0, None, None, {}, [], ["x"], False)
+    if (
+        remote is not None
+        and all(callable(getattr(remote, name, None)) for name in patchable)
+        and PIDFILE_LINE in remote.make_launch_script(0, None, None, {}, [], ["x"], False)
     ):
         _patch_remote_process(remote, os.environ.get(TOKEN_ENV))
     elif TOKEN_ENV in os.environ:  # the old way: remote ranks see only what --env passes

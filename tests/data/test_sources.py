@@ -49,30 +49,43 @@ line = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(lines=st.lists(line, max_size=40), final_newline=st.booleans())
-def test_text_shards_partition_the_lines_for_any_np(tmp_path_factory, lines, final_newline) -> None:
+@given(
+    lines=st.lists(line, max_size=40),
+    final_newline=st.booleans(),
+    joiner=st.sampled_from(["\n", " ", "\r\n"]),
+    chunk=st.sampled_from([32, 64, shards.CHUNK_BYTES]),
+)
+def test_text_shards_partition_the_tokens_for_any_np(
+    tmp_path_factory, lines, final_newline, joiner, chunk
+) -> None:
+    # joiner " " makes one long line (comments then run to its end); chunks of 32 and 64
+    # bytes make lines longer than a chunk, cut after a separator.
     path = tmp_path_factory.mktemp("t") / "data.txt"
-    text = "\n".join(lines) + ("\n" if final_newline and lines else "")
-    path.write_text(text)
-    expected = [float(tok) for ln in lines for tok in ln.split("#")[0].replace(",", " ").split()]
+    text = joiner.join(lines) + ("\n" if final_newline and lines else "")
+    path.write_text(text, newline="")
+    expected = [
+        float(tok) for ln in text.split("\n") for tok in ln.split("#")[0].replace(",", " ").split()
+    ]
     data = Data(path, "text")
-    for np_ in range(1, 8):
-        ranges = [shards.line_range(path, r, np_) for r in range(np_)]
-        assert ranges[0][0] == 0 and ranges[-1][1] == len(text.encode())
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
-        for name in PARSERS:
-            with parser(name):
-                assert flat(shard_values(data, np_)) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shards, "CHUNK_BYTES", chunk)
+        for np_ in range(1, 8):
+            ranges = [shards.text_range(path, r, np_) for r in range(np_)]
+            assert ranges[0][0] == 0 and ranges[-1][1] == len(text.encode())
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+            for name in PARSERS:
+                with parser(name):
+                    assert flat(shard_values(data, np_)) == expected
 
 
 @settings(max_examples=100, deadline=None)
 @given(
     lines=st.lists(st.text("0123456789. ", max_size=30), max_size=30),
-    chunk=st.integers(1, 40),
+    chunk=st.integers(32, 64),
     pad=st.integers(0, 5000),
     final_newline=st.booleans(),
 )
-def test_read_lines_maps_whole_lines_from_any_offset(
+def test_read_text_maps_whole_tokens_from_any_offset(
     tmp_path_factory, lines, chunk, pad, final_newline
 ) -> None:
     # Small chunks: lines longer than a chunk, and mappings that start mid-page.
@@ -81,19 +94,50 @@ def test_read_lines_maps_whole_lines_from_any_offset(
     path.write_bytes(b"#" * pad + body)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shards, "CHUNK_BYTES", chunk)
-        got = [(bytes(v), offset) for v, offset in shards.read_lines(path, pad, pad + len(body))]
+        got = [(bytes(v), offset) for v, offset in shards.read_text(path, pad, pad + len(body))]
     assert b"".join(part for part, _ in got) == body
     assert [offset for _, offset in got] == [
         pad + sum(len(p) for p, _ in got[:i]) for i in range(len(got))
     ]
-    assert all(part.endswith(b"\n") for part, _ in got[:-1])
+    assert all(len(part) <= chunk and part[-1:] in (b"\n", b" ") for part, _ in got[:-1])
+
+
+def test_one_long_line_is_shared_evenly_and_read_in_bounded_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "line.txt"
+    numbers = [f"{i * 0.37 - 900:.6f}" for i in range(20000)]
+    path.write_text(" ".join(numbers) + "  # a comment 1 2 3 " + "9 " * 5000 + "\n4 5\n")
+    expected = [float(n) for n in numbers] + [4.0, 5.0]
+    size = path.stat().st_size
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shards, "CHUNK_BYTES", 4096)
+        for np_ in (2, 3, 4):
+            ranges = [shards.text_range(path, r, np_) for r in range(np_)]
+            widths = [hi - lo for lo, hi in ranges]
+            # Even up to a token, except where an edge fell in the comment (to its line's end).
+            assert max(widths[:-1]) - min(widths[:-1]) < 40 or ranges[-1][0] > size - 10
+            chunks = [bytes(c) for r in range(np_) for c, _ in shards.read_text(path, *ranges[r])]
+            assert max(map(len, chunks)) <= 4096
+            assert [float(t) for c in chunks for t in c.split(b"#")[0].split()] == expected
+            for name in PARSERS:
+                with parser(name):
+                    assert flat(shard_values(Data(path, "text"), np_)) == expected
+
+
+def test_a_token_longer_than_a_chunk_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "long.txt"
+    path.write_text("1 2\n3 " + "7" * 200 + " 4\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shards, "CHUNK_BYTES", 64)
+        with pytest.raises(DataError) as e:
+            list(shards.read_text(path, 0, path.stat().st_size))
+    assert str(e.value) == f"{path}:2: a token longer than 64 bytes: not a number"
 
 
 def test_a_file_cut_short_while_sharded_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.txt"
     path.write_text("1\n2\n3\n")
     with pytest.raises(DataError, match="shorter than when the job started"):
-        list(shards.read_lines(path, 0, 100))
+        list(shards.read_text(path, 0, 100))
 
 
 def test_more_ranks_than_lines_get_empty_shards(tmp_path: Path) -> None:

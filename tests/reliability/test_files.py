@@ -80,3 +80,24 @@ def test_things_that_are_not_data_files(tmp_path: Path, capsys, make, says) -> N
 def test_dev_zero_is_not_read_forever(capsys) -> None:
     code = main(["sum", "--np", "2", "/dev/zero"])
     assert code == 2 and "/dev/zero: no such file" in capsys.readouterr().err
+
+
+def test_a_file_of_one_long_line_is_shared_by_the_ranks_with_flat_memory(
+    tmp_path: Path, mlxrun: object
+) -> None:
+    # Ranks began at line starts and chunks grew to hold a whole line: rank 0 read all of
+    # a 68 MB one-line file (121 MB RSS), rank 1 nothing (56 MB).
+    numbers = [f"{i * 0.731 - 5e5:.6f}" for i in range(3_000_000)]
+    one, many = tmp_path / "one.txt", tmp_path / "many.txt"
+    one.write_text(" ".join(numbers))
+    many.write_text("\n".join(numbers))
+    outs = []
+    for path in (one, many):
+        run = mlxrun("sum", "--np", "2", "--json", str(path))  # type: ignore[operator]
+        assert run.returncode == 0, run.stderr
+        outs.append(json.loads(run.stdout))
+    assert outs[0]["results"] == outs[1]["results"]
+    ranks = outs[0]["ranks"]
+    assert abs(ranks[0]["bytes"] - ranks[1]["bytes"]) < 20, ranks
+    flat = max(r["max_rss"] for r in outs[1]["ranks"])
+    assert max(r["max_rss"] for r in ranks) < flat + 16 * 2**20, (ranks, flat)
