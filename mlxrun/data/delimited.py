@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 HEAD_BYTES = 1 << 20  # the header record and the lines the delimiter is sniffed from
+MAX_RECORD_BYTES = 64 << 20  # a longer record is taken for broken quoting: memory stays bounded
 QUOTE = b'"'
 
 # Error kinds, as csv_column reports them (native/csvparse.c).
@@ -376,8 +377,15 @@ class _Reader:
                 del view
                 if used is None:
                     return
-                want = want * 2 if used == 0 else CHUNK_BYTES  # a record longer than the chunk
-                pos += used
+                if used == 0:  # a record longer than the window: a wider one, up to a bound
+                    if want >= MAX_RECORD_BYTES:
+                        raise DataError(
+                            f"{self.lay.path}:{line_number(self.lay.path, pos)}: a record longer "
+                            f"than {MAX_RECORD_BYTES >> 20} MiB (is the quoting broken?)"
+                        )
+                    want *= 2
+                else:
+                    pos, want = pos + used, CHUNK_BYTES
 
     def python_chunk(
         self, buf: bytes, pos: int, final: bool

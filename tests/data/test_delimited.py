@@ -314,6 +314,21 @@ def test_a_record_longer_than_a_chunk(tmp_path: Path, monkeypatch) -> None:
                 assert shards(Data(path, "csv", column="n"), np_)[0] == list(range(20))
 
 
+def test_a_record_beyond_the_bound_is_an_error_not_unbounded_memory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A quote that never closes made every window twice as long, up to the whole file.
+    monkeypatch.setattr(delimited, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(delimited, "MAX_RECORD_BYTES", 1024)
+    path = tmp_path / "broken.csv"
+    path.write_text('a,b\n1,2\n"3,4\n' + "5,6\n" * 1000)
+    for name in PARSERS:
+        with parser(name):
+            assert error_of(Data(path, "csv", column="b")) == (
+                f"{path}:3: a record longer than 0 MiB (is the quoting broken?)"
+            )
+
+
 def test_python_and_c_agree_on_big_integers_among_floats(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_text("x\n9007199254740993\n0.5\n")
