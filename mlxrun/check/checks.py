@@ -27,7 +27,7 @@ from mlxrun import __version__
 from mlxrun.errors import MlxrunError, SpecError
 from mlxrun.launch.hostfile import Hostfile, load_hostfile
 from mlxrun.launch.job import JobSpec
-from mlxrun.launch.launcher import base_env, python_bin_dir
+from mlxrun.launch.launcher import base_env, python_bin_dir, ring_addresses
 from mlxrun.launch.output import RankOutput
 from mlxrun.launch.ports import port_is_free, reserve_ports
 from mlxrun.launch.supervisor import Supervisor
@@ -274,20 +274,23 @@ def _port_block(opts: Options) -> Check:
     return Check("port block", FAIL, f"ports taken: {who}", fix + "choose another --port")
 
 
-def _free_block(np_: int) -> Check:
+def _free_block(np_: int, hostfile: Hostfile | None) -> Check:
+    remote = ring_addresses(hostfile)
+    where = " (free here and on the remote hosts)" if remote and any(remote) else ""
     try:
-        with reserve_ports(np_) as block:
+        with reserve_ports(len(remote) if remote else np_, remote=remote) as block:
             return Check(
                 "free ports",
                 OK,
-                f"mlxrun found a free block for {np_} ranks ({block.start}-{block.start + np_ - 1})",
+                f"mlxrun found a free block for {np_} ranks "
+                f"({block.start}-{block.start + block.count - 1}){where}",
             )
     except MlxrunError as e:
         return Check("free ports", FAIL, str(e), "stop the jobs that hold ports 20000-32000")
 
 
 def ring_checks(opts: Options, hostfile: Hostfile | None) -> list[Check]:
-    rows = [_loopback(), _port_block(opts), _free_block(opts.np)]
+    rows = [_loopback(), _port_block(opts), _free_block(opts.np, hostfile)]
     rows.append(
         _live_or_skip("ring", opts, hostfile, blocked=any(r.status == FAIL for r in rows[:1]))
     )

@@ -61,6 +61,14 @@ def hostfile_json(hostfile: Hostfile) -> str:
     return json.dumps({"backend": hostfile.backend, "envs": list(hostfile.envs), "hosts": hosts})
 
 
+def ring_addresses(hostfile: Hostfile | None) -> list[str | None] | None:
+    """The address each ring port is listened on, in mlx.launch's order (every IP of every
+    host, one port each); None for a local host's. None without a hostfile."""
+    if hostfile is None:
+        return None
+    return [None if h.is_local else ip for h in hostfile.hosts for ip in h.ips]
+
+
 class Launch:
     """One running job: the launcher process (or the single rank) and its resources.
 
@@ -101,7 +109,8 @@ class Launch:
 
     def start(self) -> None:
         if self.spec.backend == "ring" and (self.spec.np > 1 or self.spec.hostfile):
-            self.ports = reserve_ports(self.spec.np)
+            remote = ring_addresses(self.spec.hostfile)
+            self.ports = reserve_ports(len(remote) if remote else self.spec.np, remote=remote)
         env = base_env({**self._agent_env, "TMPDIR": self.tmpdir})
         if self.spec.np == 1 and self.spec.hostfile is None:
             env[RANK_ENV] = "0"

@@ -3,25 +3,31 @@
 Two ring jobs on the same ports silently exchange data and return wrong
 results (the ring listens with SO_REUSEPORT, so nothing fails to bind). Each
 job therefore takes a block no other mlxrun job holds (a claim that lives
-exactly as long as this process holds it) and that nothing is listening on.
+exactly as long as this process holds it) and that nothing is listening on: here,
+by binding each port, and on the remote hosts of a hostfile, by connecting to the
+address each of their ranks will listen on (a refused connection: free).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import random
+import selectors
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mlxrun.errors import LaunchError
 
 LOW, HIGH = 20000, 32000  # below Linux's ephemeral range, away from mlx.launch's default 32323
 TRIES = 200
+PROBE_SECONDS = 0.5  # for a remote host to accept or refuse; silence counts as free
 
 
 @dataclass
@@ -60,6 +66,36 @@ def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
     return True
 
 
+def accepting(
+    addresses: Sequence[tuple[str, int]], timeout: float = PROBE_SECONDS
+) -> set[tuple[str, int]]:
+    """The addresses where something accepts TCP connections, all probed at once, so that
+    hosts that drop the probe cost one timeout in all, not one each."""
+    found: set[tuple[str, int]] = set()
+    sel = selectors.DefaultSelector()
+    try:
+        for address in addresses:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            if s.connect_ex(address) in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                sel.register(s, selectors.EVENT_WRITE, address)
+            else:
+                s.close()
+        deadline = time.monotonic() + timeout
+        while sel.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in sel.select(left):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    found.add(key.data)
+                sel.unregister(sock)
+                sock.close()
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+    return found
+
+
 def _claim(port: int) -> Callable[[], None] | None:
     """A claim other mlxrun jobs see, gone when this process dies; returns its release."""
     if sys.platform.startswith("linux"):
@@ -86,8 +122,8 @@ def _claim(port: int) -> Callable[[], None] | None:
     return release
 
 
-def _try_block(start: int, count: int, host: str) -> PortBlock | None:
-    block = PortBlock(start, count)
+def _try_block(start: int, remote: Sequence[str | None], host: str) -> PortBlock | None:
+    block = PortBlock(start, len(remote))
     for port in block.ports:
         release = _claim(port)
         if release is None:
@@ -97,15 +133,24 @@ def _try_block(start: int, count: int, host: str) -> PortBlock | None:
         if not port_is_free(port, host):
             block.release()
             return None
+    probes = [(ip, port) for ip, port in zip(remote, block.ports, strict=True) if ip is not None]
+    if probes and accepting(probes):
+        block.release()
+        return None
     return block
 
 
-def reserve_ports(count: int, host: str = "0.0.0.0") -> PortBlock:
-    """Claims `count` consecutive free ports, chosen at random in [LOW, HIGH)."""
+def reserve_ports(
+    count: int, host: str = "0.0.0.0", remote: Sequence[str | None] | None = None
+) -> PortBlock:
+    """Claims `count` consecutive free ports, chosen at random in [LOW, HIGH). `remote`,
+    if given, holds for each port the remote address it will be listened on (None: a
+    local one), where it must not accept connections either."""
     rng = random.SystemRandom()
+    remote = list(remote) if remote is not None else [None] * count
     for _ in range(TRIES):
         start = rng.randrange(LOW, HIGH - count)
-        block = _try_block(start, count, host)
+        block = _try_block(start, remote, host)
         if block is not None:
             return block
     raise LaunchError(

@@ -30,6 +30,7 @@ def test_check_hostfile_passes_on_reachable_hosts(hosts: Hosts, mlxrun: object) 
     for name in ("node1", "node2"):
         assert rows[f"ssh {name} (ring)"]["status"] == "ok", rows
     assert rows["live test (ring)"]["status"] == "ok", rows
+    assert rows["free ports"]["detail"].endswith("(free here and on the remote hosts)"), rows
     assert hosts.leftovers() == {}
 
 
