@@ -12,6 +12,7 @@ states travel as Python numbers.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import resource
@@ -220,12 +221,27 @@ def run(plan: Plan, reporter: Reporter) -> int:
     return 0
 
 
+def _failure(e: Exception) -> str:
+    if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        shown = "" if limit == resource.RLIM_INFINITY else f" ({limit >> 20} MiB by ulimit -v)"
+        return (
+            f"out of memory{shown}: {type(e).__name__}: {e}; a rank needs about 150 MiB "
+            "of address space for MLX and its reader, whatever the file's size"
+        )
+    return f"{type(e).__name__}: {e}"
+
+
 def main(argv: list[str]) -> None:
     reporter = Reporter()
     try:
         code = run(Plan.from_json(argv[0]), reporter)
     except Exception as e:  # noqa: BLE001 - reported, then the rank exits non-zero
-        print(f"mlxrun worker: {type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get("MLXRUN_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        print(f"mlxrun worker: {_failure(e)}", file=sys.stderr)
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

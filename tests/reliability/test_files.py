@@ -3,10 +3,14 @@ it started, or says clearly why it cannot; it never hangs and never writes to th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -101,3 +105,60 @@ def test_a_file_of_one_long_line_is_shared_by_the_ranks_with_flat_memory(
     assert abs(ranks[0]["bytes"] - ranks[1]["bytes"]) < 20, ranks
     flat = max(r["max_rss"] for r in outs[1]["ranks"])
     assert max(r["max_rss"] for r in ranks) < flat + 16 * 2**20, (ranks, flat)
+
+
+def _memory_cgroup(name: str, limit: int) -> Path | None:
+    """A cgroup (v1 or v2) holding at most `limit` bytes of memory, page cache included;
+    None where none can be made (not root, no memory controller, a read-only /sys)."""
+    for root, knob in ((Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"),
+                       (Path("/sys/fs/cgroup"), "memory.max")):  # fmt: skip
+        if not (root / "cgroup.procs").exists() or (knob == "memory.max") != (
+            (root / "cgroup.controllers").exists()
+        ):
+            continue
+        try:
+            group = root / name
+            group.mkdir()
+            (group / knob).write_text(str(limit))
+            return group
+        except OSError:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+    return None
+
+
+@pytest.mark.slow
+def test_a_file_larger_than_the_jobs_memory_limit_is_summed(tmp_path: Path) -> None:
+    # The whole job (mlxrun, mlx.launch, both ranks) in a cgroup of 256 MiB, page cache
+    # included, summing a 600 MB file: ranks read a chunk at a time, so the kernel can drop
+    # the pages already read.
+    block = "".join(f"{i * 0.001 - 3:.3f}\n" for i in range(100_000))
+    repeats = 600 * 2**20 // len(block) + 1
+    path = tmp_path / "big.txt"
+    with path.open("w") as f:
+        for _ in range(repeats):
+            f.write(block)
+    group = _memory_cgroup(f"mlxrun-test-{os.getpid()}", 256 << 20)
+    if group is None:
+        pytest.skip("no memory cgroup can be made here")
+    try:
+        job = subprocess.run(
+            [sys.executable, "-m", "mlxrun", "sum", "--np", "2", "--json", str(path)],
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        deadline = time.monotonic() + 10
+        while group.exists() and time.monotonic() < deadline:  # once its last process is gone
+            with contextlib.suppress(OSError):
+                group.rmdir()
+            time.sleep(0.05)
+        assert not group.exists()
+    assert job.returncode == 0, job.stderr
+    out = json.loads(job.stdout)
+    exact = sum(Fraction(f"{i * 0.001 - 3:.3f}") for i in range(100_000)) * repeats
+    assert out["results"]["sum"] == float(exact)
+    assert path.stat().st_size > 2 * (256 << 20)
+    assert all(r["max_rss"] < 100 << 20 for r in out["ranks"]), out["ranks"]
