@@ -27,6 +27,10 @@ from typing import IO, Any, Union
 from mlxrun.rank.protocol import (
     ADDRESS_ENV,
     HEARTBEAT_ENV,
+    MAX_LINE,
+    MAX_RESULT,
+    MAX_STACK,
+    READ_CHUNK,
     REMOTE_TMPDIR_ENV,
     RESULT_FD_ENV,
     TOKEN_ENV,
@@ -40,8 +44,6 @@ from mlxrun.rank.protocol import (
     stamped,
 )
 
-MAX_LINE = 1024 * 1024  # a longer line is relayed in pieces rather than held without bound
-CHUNK = 65536
 STRAGGLER_SECONDS = 1.0  # the longest to keep reading after the child exited
 DRAIN_TICK_SECONDS = 0.05  # after it exited: a pipe quiet this long has nothing more
 TICK_SECONDS = 0.2
@@ -57,33 +59,53 @@ class Relay:
     """Cuts one of the child's streams into whole lines and sends them as frames; output
     frames carry the time their bytes were read."""
 
-    def __init__(self, sock: socket.socket, kind: Kind, stamp: bool = True) -> None:
+    def __init__(
+        self, sock: socket.socket, kind: Kind, stamp: bool = True, max_line: int = MAX_LINE
+    ) -> None:
         self.sock = sock
         self.kind = kind
         self.stamp = stamp
-        self.pending = b""
+        self.max_line = max_line  # a longer line is relayed in pieces, not held without bound
+        self.pending: list[bytes] = []  # read, not sent: the start of a line
+        self.size = 0  # their bytes
         self.read_at = 0.0  # when the pending bytes were read
 
     def feed(self, data: bytes) -> None:
+        # Pieces are joined only when a line ends: re-joining the pending bytes on every
+        # read made a 14 MB result record cost seconds.
+        if not data:
+            return
         now = clock()
         if not self.pending:
             self.read_at = now
-        buf = self.pending + data
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0 and len(buf) >= MAX_LINE:
-            cut = len(buf)
-        if cut:
-            self._send(buf[:cut], self.read_at)
-            self.read_at = now
-        self.pending = buf[cut:]
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            self.pending.append(data)
+            self.size += len(data)
+            if self.size >= self.max_line:
+                self.close()
+            return
+        self._send(b"".join([*self.pending, data[: nl + 1]]), self.read_at)
+        rest = data[nl + 1 :]
+        self.pending, self.size, self.read_at = ([rest], len(rest), now) if rest else ([], 0, now)
 
     def close(self) -> None:
         if self.pending:
-            self._send(self.pending, self.read_at)
-            self.pending = b""
+            self._send(b"".join(self.pending), self.read_at)
+            self.pending, self.size = [], 0
 
     def _send(self, lines: bytes, at: float) -> None:
         self.sock.sendall(encode(self.kind, stamped(at, lines) if self.stamp else lines))
+
+
+def stack_frame(shot: dict[str, Any]) -> bytes:
+    """The STACK frame of a snapshot, its Python stack trimmed to fit the frame limit (a
+    process of thousands of threads)."""
+    frame = encode_json(Kind.STACK, shot)
+    if len(frame) > MAX_STACK and isinstance(shot.get("python"), str):
+        keep = MAX_STACK // 2
+        frame = encode_json(Kind.STACK, {**shot, "python": shot["python"][:keep] + "\n..."})
+    return frame
 
 
 def connect() -> socket.socket:
@@ -248,7 +270,7 @@ class Requests:
             if kind is Kind.REQUEST:
                 from mlxrun.rank.snapshot import snapshot  # only when a stack is asked for
 
-                self.sock.sendall(encode_json(Kind.STACK, snapshot(self.child.pid)))
+                self.sock.sendall(stack_frame(snapshot(self.child.pid)))
         return True
 
     def beat(self) -> None:
@@ -272,7 +294,8 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
         sel.register(fd, selectors.EVENT_READ)
     sel.register(result_r, selectors.EVENT_READ)
     sel.register(sock, selectors.EVENT_READ)
-    results = Relay(sock, Kind.RESULT, stamp=False)
+    # A record is one line, sent whole: one cut in two would be two lines of bad JSON.
+    results = Relay(sock, Kind.RESULT, stamp=False, max_line=MAX_RESULT - READ_CHUNK)
     requests = Requests(sock, child)
     exited_at: float | None = None
     while len(sel.get_map()) > 1:
@@ -290,7 +313,7 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
                     return False
                 continue
             fd = int(key.fd)
-            data = os.read(fd, CHUNK)
+            data = os.read(fd, READ_CHUNK)
             if not data:
                 sel.unregister(fd)
             elif fd == result_r:

@@ -23,8 +23,11 @@ from enum import IntEnum
 from typing import IO, Any, NamedTuple
 
 HEADER = struct.Struct("!BI")
-MAX_FRAME = 64 * 1024 * 1024
 MAX_HELLO = 4096
+MAX_LINE = 1024 * 1024  # an output line longer than this is relayed in pieces
+READ_CHUNK = 65536  # what an agent reads from its child at once
+MAX_RESULT = 64 * 1024 * 1024  # one JSON record of a rank's results (1M histogram bins fit)
+MAX_STACK = 4 * 1024 * 1024  # a stack report (rank.snapshot); the agent trims a longer one
 
 TOKEN_ENV = "MLXRUN_TOKEN"  # the job's secret: the agent's hello carries it
 ADDRESS_ENV = "MLXRUN_CHANNEL"  # host:port of mlxrun's listening socket
@@ -54,6 +57,20 @@ def encode(kind: Kind, payload: bytes) -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
+# The longest frame of each kind that an agent sends: anything longer is an attack or a bug.
+FRAME_LIMITS = {
+    Kind.HELLO: MAX_HELLO,
+    Kind.STDOUT: STAMP.size + MAX_LINE + READ_CHUNK,
+    Kind.STDERR: STAMP.size + MAX_LINE + READ_CHUNK,
+    Kind.RESULT: MAX_RESULT,
+    Kind.EXIT: 1024,
+    Kind.HEARTBEAT: 1024,
+    Kind.STACK: MAX_STACK,
+    Kind.REQUEST: 1024,
+}
+MAX_FRAME = max(FRAME_LIMITS.values())
+
+
 def encode_json(kind: Kind, obj: Any) -> bytes:
     return encode(kind, json.dumps(obj).encode())
 
@@ -73,7 +90,9 @@ class FrameDecoder:
         offset = 0
         while len(self._buf) - offset >= HEADER.size and (most is None or len(frames) < most):
             kind, length = HEADER.unpack_from(self._buf, offset)
-            if kind not in Kind._value2member_map_ or length > self.max_frame:
+            if kind not in Kind._value2member_map_ or length > min(
+                self.max_frame, FRAME_LIMITS[Kind(kind)]
+            ):
                 raise ProtocolError(f"bad frame header (kind {kind}, length {length})")
             end = offset + HEADER.size + length
             if end > len(self._buf):

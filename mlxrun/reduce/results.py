@@ -74,11 +74,12 @@ class RanksDisagree(MlxrunError):
 
 def agreed(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The one answer every rank computed; anything else is a bug worth stopping for."""
-    first = json.dumps(records[0]["results"], sort_keys=True)
+    first = records[0]["results"]
     for record in records[1:]:
-        if json.dumps(record["results"], sort_keys=True) != first:
+        if record["results"] != first:  # JSON values: NaN arrives as "nan", equal to itself
             raise RanksDisagree(
                 f"ranks 0 and {record['rank']} computed different results: "
-                f"{first} vs {json.dumps(record['results'], sort_keys=True)}"
+                f"{json.dumps(first, sort_keys=True)} vs "
+                f"{json.dumps(record['results'], sort_keys=True)}"
             )
     return dict(records[0]["results"])

@@ -7,6 +7,7 @@ import json
 import select
 import selectors
 import socket
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 
 from mlxrun.launch.channel import Channel, Peer, parse_hello
 from mlxrun.rank.protocol import (
+    FRAME_LIMITS,
     MAX_HELLO,
+    MAX_RESULT,
     FrameDecoder,
     Hello,
     Kind,
@@ -53,6 +56,18 @@ def test_an_oversized_or_unknown_frame_is_a_protocol_error() -> None:
         FrameDecoder(max_frame=4).feed(encode(Kind.STDOUT, b"12345"))
     with pytest.raises(ProtocolError, match="kind 99"):
         FrameDecoder().feed(bytes([99, 0, 0, 0, 0]))
+
+
+@pytest.mark.parametrize(("kind", "limit"), sorted(FRAME_LIMITS.items()))
+def test_each_kind_of_frame_has_the_limit_of_what_an_agent_sends(kind: Kind, limit: int) -> None:
+    # An agent's output frames hold at most MAX_LINE plus one read; an exit, a heartbeat
+    # or a request is a few bytes: a token holder cannot make mlxrun buffer 64 MiB of them.
+    assert FrameDecoder().feed(struct.pack("!BI", kind, limit) + b"x" * limit) == [
+        (kind, b"x" * limit)
+    ]
+    with pytest.raises(ProtocolError, match=f"length {limit + 1}"):
+        FrameDecoder().feed(struct.pack("!BI", kind, limit + 1))
+    assert limit <= (1024 if kind in (Kind.EXIT, Kind.HEARTBEAT, Kind.REQUEST) else MAX_RESULT)
 
 
 def hello(token: str, rank: int = 0) -> bytes:

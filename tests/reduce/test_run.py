@@ -256,3 +256,16 @@ def test_a_worker_killed_mid_job_is_named(tmp_path: Path) -> None:
     assert job.returncode == 1
     assert "Error: rank 1 was killed by SIGKILL; the other ranks were stopped" in err, err
     assert_no_leftovers(Run(job.returncode, out, err, mark, tmpdir))
+
+
+def test_a_million_bin_histogram_arrives_whole(mlxrun, tmp_path: Path) -> None:
+    # The result record (about 14 MB of JSON) was cut at the 1 MiB output-line limit, and
+    # the job ended with "rank 0 exited without a result".
+    data = tmp_path / "d.txt"
+    data.write_text("".join(f"{i}\n" for i in range(1000)))
+    spec = tmp_path / "h.toml"
+    spec.write_text(f'[data]\npath = "{data}"\n[reduce]\nops = ["histogram"]\nbins = 1000000\n')
+    run = mlxrun("run", str(spec), "--np", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    counts = json.loads(run.stdout)["results"]["histogram"]
+    assert len(counts) == 1_000_000 and sum(counts) == 1000
