@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/collectives.py
 	$(BIN)/python benchmarks/tables.py
+	$(BIN)/python benchmarks/output.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
