@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import socket
 import subprocess
@@ -413,11 +414,24 @@ def hostfile_checks(opts: Options, backend: str) -> tuple[list[Check], Hostfile 
 
 
 def _remote_python_line() -> str:
-    return f"{sys.executable} {version_of('mlx')}"
+    return f"{sys.executable} mlx {version_of('mlx')} mlxrun {__version__}"
+
+
+# What a host answers: its interpreter and the versions of mlx and mlxrun there ("none":
+# not installed). Ranks there run mlxrun's agent, whose protocol must match this one's.
+_PROBE = (
+    "import sys, importlib.metadata as m\n"
+    "def v(p):\n"
+    "    try:\n"
+    "        return m.version(p)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        return 'none'\n"
+    "print(sys.executable, 'mlx', v('mlx'), 'mlxrun', v('mlxrun'))"
+)
 
 
 def _ssh_host(host: str, local: str) -> Check:
-    probe = f"{sys.executable} -c 'import sys, importlib.metadata as m; print(sys.executable, m.version(\"mlx\"))'"
+    probe = f"{sys.executable} -c {shlex.quote(_PROBE)}"
     code, out = run(
         [
             "ssh",
@@ -439,14 +453,20 @@ def _ssh_host(host: str, local: str) -> Check:
             f"cannot reach {host} without a password: {reason}",
             f"set up key-based ssh (ssh-copy-id {host}) and check with: ssh -o BatchMode=yes {host} true",
         )
-    if code != 0 or out.splitlines()[-1:] != [local]:
+    answer = out.splitlines()[-1] if out else "nothing"
+    if code != 0 or answer != local:
         return Check(
             f"ssh {host}",
             FAIL,
-            f"{host} answers but has {out.splitlines()[-1] if out else 'nothing'} where this machine has {local}",
-            f"install the same Python and mlx on {host} at {sys.executable}",
+            f"{host} has {answer} where this machine has {local}",
+            f"install the same Python, mlx and mlxrun on {host} at {sys.executable} "
+            f"(pip install mlx=={version_of('mlx')} mlxrun=={__version__})",
         )
-    return Check(f"ssh {host}", OK, f"reachable; same interpreter and mlx {version_of('mlx')}")
+    return Check(
+        f"ssh {host}",
+        OK,
+        f"reachable; same interpreter, mlx {version_of('mlx')} and mlxrun {__version__}",
+    )
 
 
 # -- live test -----------------------------------------------------------------------------

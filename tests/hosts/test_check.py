@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mlxrun import __version__
 from tests.hosts.loopback import Hosts
 
 
@@ -29,6 +30,7 @@ def test_check_hostfile_passes_on_reachable_hosts(hosts: Hosts, mlxrun: object) 
     assert run.returncode == 0, rows
     for name in ("node1", "node2"):
         assert rows[f"ssh {name} (ring)"]["status"] == "ok", rows
+        assert f"mlxrun {__version__}" in rows[f"ssh {name} (ring)"]["detail"], rows
     assert rows["live test (ring)"]["status"] == "ok", rows
     assert rows["free ports"]["detail"].endswith("(free here and on the remote hosts)"), rows
     assert hosts.leftovers() == {}
