@@ -23,8 +23,8 @@ from typing import Any
 from mlxrun.bench import tcp
 from mlxrun.bench.sizes import ITEMSIZE, array_bytes, check_modulus, counts
 from mlxrun.bench.spec import CORRUPT_ENV, BenchSpec
+from mlxrun.rank.group import join
 from mlxrun.rank.protocol import Reporter
-from mlxrun.rank.ring import wait_for_ring_start
 
 MEMCPY_BYTES = 128 * 1024 * 1024  # larger than any last-level cache of these machines
 MEMCPY_ROUNDS = 5
@@ -206,14 +206,6 @@ class Bench:
         }
 
 
-def join(spec: BenchSpec) -> tuple[Any, Any]:
-    import mlx.core as mx
-
-    if spec.backend == "ring":
-        wait_for_ring_start(spec.np)
-    return mx, mx.distributed.init(strict=True, backend=spec.backend)
-
-
 def main(argv: list[str]) -> None:
     spec = BenchSpec.from_json(argv[0])
     out = Reporter()
@@ -230,7 +222,7 @@ def main(argv: list[str]) -> None:
         return
     if spec.stream == "cpu":
         mx.set_default_device(mx.cpu)  # buffers and checks too: a Mac's GPU has no float64
-    mx, group = join(spec)
+    group = join(spec.np, spec.backend)
     if group.size() != spec.np:
         raise RuntimeError(f"expected a group of {spec.np} ranks, MLX formed one of {group.size()}")
     bench = Bench(spec, mx, group, mx.cpu if spec.stream == "cpu" else mx.gpu)

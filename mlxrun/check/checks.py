@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mlxrun import __version__
 from mlxrun.errors import MlxrunError, SpecError
+from mlxrun.launch import backends
 from mlxrun.launch.hostfile import Hostfile, load_hostfile
 from mlxrun.launch.job import JobSpec
 from mlxrun.launch.launcher import base_env, python_bin_dir, ring_addresses
@@ -131,7 +132,10 @@ def distributed_checks() -> list[Check]:
         )
     ]
     if launch.exists():
-        rows.append(Check("mlx.launch", OK, f"{launch}; default backend {default}"))
+        offered = ", ".join(backends.offered())
+        rows.append(
+            Check("mlx.launch", OK, f"{launch}; backends {offered}; default backend {default}")
+        )
     else:
         rows.append(
             Check(

@@ -14,8 +14,8 @@ import sys
 import time
 from typing import Any
 
+from mlxrun.rank.group import join
 from mlxrun.rank.protocol import result_stream
-from mlxrun.rank.ring import wait_for_ring_start
 
 BANDWIDTH_BYTES = 8 * 1024 * 1024
 BANDWIDTH_ROUNDS = 5
@@ -45,9 +45,7 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     import mlx.core as mx
 
-    if backend == "ring" and expected > 1:
-        wait_for_ring_start(expected)
-    group = mx.distributed.init(strict=False, backend=backend)
+    group = join(expected, backend, strict=False)
     record: dict[str, Any] = {
         "rank": group.rank(),
         "size": group.size(),

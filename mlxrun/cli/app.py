@@ -82,7 +82,12 @@ NpOption = Annotated[
     typer.Option("--np", "-n", help="Number of processes (ranks). Default: 2, or one per host."),
 ]
 BackendOption = Annotated[
-    str, typer.Option("--backend", "-b", help="Distributed backend: ring or mpi.")
+    str,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Distributed backend: ring (TCP), mpi, nccl (CUDA), jaccl or jaccl-ring (RDMA over Thunderbolt; needs a hostfile with rdma).",
+    ),
 ]
 HostfileOption = Annotated[
     Optional[Path],  # noqa: UP045
@@ -248,7 +253,9 @@ def run_(
     backend: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            "--backend", "-b", help="Distributed backend: ring or mpi (overrides the spec)."
+            "--backend",
+            "-b",
+            help="Distributed backend: ring, mpi, nccl, jaccl or jaccl-ring (overrides the spec).",
         ),
     ] = None,
     hostfile: HostfileOption = None,
@@ -409,7 +416,11 @@ def bench(
         typer.Option("--np", help="Number of processes (ranks). Default: 2, or one per host."),
     ] = None,
     backend: Annotated[
-        str, typer.Option("--backend", help="Distributed backend: ring or mpi.")
+        str,
+        typer.Option(
+            "--backend",
+            help="Distributed backend: ring (TCP), mpi, nccl (CUDA), jaccl or jaccl-ring (RDMA over Thunderbolt; needs a hostfile with rdma).",
+        ),
     ] = "ring",
     hostfile: HostfileOption = None,
     listen_ip: ListenIpOption = None,

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlxrun import native
-from mlxrun.data.locate import INTEGER, NUMBER, beyond_int64, line_number
+from mlxrun.data.locate import INTEGER, NUMBER, beyond_int64
 from mlxrun.data.model import DELIMITER_NAMES, SNIFFED, Data
 from mlxrun.data.shards import (
     BOM,
@@ -47,6 +47,7 @@ from mlxrun.data.shards import (
     Shard,
     Sums,
     existing_text,
+    line_number,
     span,
 )
 from mlxrun.errors import DataError, did_you_mean

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from mlxrun.data.shards import CHUNK_BYTES
+from mlxrun.data.shards import line_number
 from mlxrun.errors import DataError
 
 COMMENT = re.compile(rb"#[^\n]*")
@@ -20,19 +20,6 @@ NUMBER = re.compile(
     rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE
 )
 INTEGER = re.compile(rb"[+-]?\d+")
-
-
-def line_number(path: Path, offset: int) -> int:
-    """1-based number of the line at byte `offset`."""
-    count, done = 1, 0
-    with path.open("rb") as f:
-        while done < offset:
-            block = f.read(min(CHUNK_BYTES, offset - done))
-            if not block:
-                break
-            count += block.count(b"\n")
-            done += len(block)
-    return count
 
 
 def first_bad_line(

@@ -171,8 +171,6 @@ class MappedFile:
         return total
 
     def too_long(self, offset: int) -> DataError:
-        from mlxrun.data.locate import line_number
-
         path = Path(self.f.name)
         limit = f"{CHUNK_BYTES // 2**20} MiB" if CHUNK_BYTES >= 2**20 else f"{CHUNK_BYTES} bytes"
         return DataError(
@@ -196,6 +194,19 @@ def _first_separator(buf: mmap.mmap, lo: int, hi: int) -> int:
     """The index of the first separator in buf[lo:hi], or -1."""
     found = [at for c in SEPARATORS if (at := buf.find(bytes([c]), lo, hi)) >= 0]
     return min(found, default=-1)
+
+
+def line_number(path: Path, offset: int) -> int:
+    """1-based number of the line at byte `offset`."""
+    count, done = 1, 0
+    with path.open("rb") as f:
+        while done < offset:
+            block = f.read(min(CHUNK_BYTES, offset - done))
+            if not block:
+                break
+            count += block.count(b"\n")
+            done += len(block)
+    return count
 
 
 def size_of(data: Data) -> int:

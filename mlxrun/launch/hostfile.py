@@ -141,7 +141,42 @@ def parse_hostfile(path: Path, text: str, backend: str | None) -> Hostfile:
         raise _fail(path, "hosts", "expected a non-empty list of hosts")
     chosen = backend or file_backend or "ring"
     hosts = tuple(_host(path, i, h, chosen, len(data)) for i, h in enumerate(data))
+    _check_backend(path, chosen, hosts)
     return Hostfile(path, hosts, chosen, tuple(envs))
+
+
+def _check_backend(path: Path, backend: str, hosts: tuple[Host, ...]) -> None:
+    """What nccl and jaccl need of a hostfile, checked as mlx.launch would, but with the
+    key path: rank 0's IP (every rank connects to it), and for jaccl an RDMA device
+    between every pair of hosts (jaccl-ring: between neighbours on the ring)."""
+    if backend not in ("nccl", "jaccl", "jaccl-ring"):
+        return
+    if not hosts[0].ips:
+        raise _fail(
+            path,
+            "hosts[0] -> ips",
+            f"missing: {backend} needs rank 0's IP, which every other rank connects to",
+        )
+    if backend == "nccl":
+        return
+    n = len(hosts)
+    for i, host in enumerate(hosts):
+        if not host.rdma:
+            raise _fail(
+                path,
+                f"hosts[{i}] -> rdma",
+                f"missing: {backend} needs the RDMA device toward each other host "
+                "(`mlx.distributed_config --backend jaccl` writes them)",
+            )
+        peers = ((i - 1) % n, (i + 1) % n) if backend == "jaccl-ring" else range(n)
+        for j in peers:
+            if j != i and host.rdma[j] is None:
+                raise _fail(
+                    path,
+                    f"hosts[{i}] -> rdma[{j}]",
+                    f"null, but {backend} needs an RDMA device from {host.ssh} to "
+                    f"{hosts[j].ssh} (is their Thunderbolt cable in?)",
+                )
 
 
 def load_hostfile(path: Path, backend: str | None = None) -> Hostfile:

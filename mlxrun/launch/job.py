@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlxrun.errors import UsageError
+from mlxrun.launch import backends
 from mlxrun.launch.hostfile import Hostfile, is_ip, load_hostfile
 
-BACKENDS = ("ring", "mpi")
+BACKENDS = backends.KNOWN
 DEFAULT_NP = 2
 MAX_NP = 4096  # more is a typo (np = 40000), and would start that many processes
 
@@ -46,7 +47,12 @@ def check_settings(
     if np is not None and np > MAX_NP:
         raise UsageError(f"--np must be at most {MAX_NP} (got {np})")
     if backend is not None and backend not in BACKENDS:
-        raise UsageError(f'--backend: unknown backend "{backend}" (use {" or ".join(BACKENDS)})')
+        raise UsageError(f'--backend: unknown backend "{backend}" (use {", ".join(BACKENDS)})')
+    if backend is not None and backend not in backends.offered():
+        raise UsageError(
+            f"--backend: the installed MLX's mlx.launch does not offer {backend} (it offers "
+            f"{', '.join(backends.offered())}): upgrade mlx, or choose one of those"
+        )
     if timeout is not None and not timeout > 0:  # also NaN
         raise UsageError(f"--timeout must be positive (got {timeout:g})")
     if stall_timeout is not None and not stall_timeout > 0:
@@ -65,10 +71,19 @@ def job_spec(
     """The job to launch. `np` None means one rank per host of the hostfile, else 2."""
     check_settings(np, backend, timeout, stall_timeout, listen_ip)
     hosts = load_hostfile(hostfile, backend) if hostfile is not None else None
+    if backend in backends.NEEDS_RDMA and hosts is None:
+        raise UsageError(
+            f"--backend {backend} needs --hostfile: a hostfile whose hosts list their RDMA "
+            "devices (`rdma`), as `mlx.distributed_config --backend jaccl` writes it"
+        )
     if hosts is not None and np is not None and np != len(hosts.hosts):
         raise UsageError(
             f"--np {np} does not match the {len(hosts.hosts)} hosts of {hostfile}: "
             "drop --np or edit the hostfile"
         )
     n = len(hosts.hosts) if hosts is not None else (DEFAULT_NP if np is None else np)
+    if hosts is None or hosts.all_local:  # remote hosts may have what this one lacks
+        why = backends.missing_here(backend)
+        if why is not None:
+            raise UsageError(f"--backend {backend}: {why}")
     return JobSpec(command, n, backend, hosts, timeout, stall_timeout, listen_ip)

@@ -69,6 +69,20 @@ def ring_addresses(hostfile: Hostfile | None) -> list[str | None] | None:
     return [None if h.is_local else ip for h in hostfile.hosts for ip in h.ips]
 
 
+def ports_needed(spec: JobSpec) -> list[str | None]:
+    """Where each port the job's backend listens on is (None: here), in order: the ring's
+    block, or the one port of nccl's or jaccl's rank 0; none for mpi or a lone rank."""
+    if spec.np == 1 and spec.hostfile is None or spec.backend == "mpi":
+        return []
+    if spec.backend == "ring":
+        return ring_addresses(spec.hostfile) or [None] * spec.np
+    first = spec.hostfile.hosts[0] if spec.hostfile is not None else None
+    return [None if first is None or first.is_local else first.ips[0]]
+
+
+PORT_FLAG = {"ring": "--starting-port", "jaccl": "--starting-port", "jaccl-ring": "--starting-port"}
+
+
 class Launch:
     """One running job: the launcher process (or the single rank) and its resources.
 
@@ -94,11 +108,10 @@ class Launch:
             launch += ["--hostfile", str(path)]
         else:
             launch += ["-n", str(self.spec.np)]
-        if self.spec.backend == "ring":
-            assert self.ports is not None
-            launch += ["--starting-port", str(self.ports.start)]
-        else:
+        if self.spec.backend == "mpi":
             launch += _mpi_args(self.spec.np)
+        elif self.ports is not None:  # mlx.launch's fixed defaults would make two jobs clash
+            launch += [PORT_FLAG.get(self.spec.backend, "--nccl-port"), str(self.ports.start)]
         if self.spec.hostfile is not None and not self.spec.hostfile.all_local:
             # Remote ranks see only what is passed explicitly; the token goes privately
             # (rank.mlx_launch).
@@ -107,10 +120,14 @@ class Launch:
             launch += ["--env=PYTHONUNBUFFERED=1"]
         return [*launch, "--", *agent]
 
+    def reserve(self) -> None:
+        """Claims the ports the job's backend listens on (see ports_needed)."""
+        where = ports_needed(self.spec)
+        if where and self.ports is None:
+            self.ports = reserve_ports(len(where), remote=where)
+
     def start(self) -> None:
-        if self.spec.backend == "ring" and (self.spec.np > 1 or self.spec.hostfile):
-            remote = ring_addresses(self.spec.hostfile)
-            self.ports = reserve_ports(len(remote) if remote else self.spec.np, remote=remote)
+        self.reserve()
         env = base_env({**self._agent_env, "TMPDIR": self.tmpdir})
         if self.spec.np == 1 and self.spec.hostfile is None:
             env[RANK_ENV] = "0"

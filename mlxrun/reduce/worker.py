@@ -25,8 +25,8 @@ from typing import Any, NamedTuple, TypeVar
 from mlxrun.data.shards import Shard, Sums
 from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
+from mlxrun.rank.group import join
 from mlxrun.rank.protocol import Reporter
-from mlxrun.rank.ring import wait_for_ring_start
 from mlxrun.reduce import algebra
 from mlxrun.reduce.ops import SUM_OPS
 from mlxrun.reduce.plan import Plan, jsonable
@@ -52,9 +52,7 @@ def join_group(plan: Plan) -> Any:
 
     if plan.np == 1:
         return mx.distributed.init()
-    if plan.backend == "ring":
-        wait_for_ring_start(plan.np)
-    return mx.distributed.init(strict=True, backend=plan.backend)
+    return join(plan.np, plan.backend)
 
 
 class Collectives:

@@ -156,7 +156,7 @@ def test_gpu_stream_on_a_machine_without_one_says_so(mlxrun) -> None:
         (("-b", "4K", "-e", "1K"), "Error: -b 4096 is larger than -e 1024"),
         (("--op", "all_reduce"), 'Error: --op: unknown "all_reduce"'),
         (("--np", "1"), "Error: --np must be at least 2"),
-        (("--backend", "nccl"), 'Error: --backend: unknown backend "nccl"'),
+        (("--backend", "nccl"), "Error: --backend nccl: this machine's MLX cannot run nccl ranks"),
         (("--plot", "chart.jpg"), "Error: --plot chart.jpg: the chart is a PNG image"),
         (("--min-busbw", "-1"), "Error: --min-busbw must be a number of GB/s"),
         (("--csv", "/"), "Error: --csv /: is a folder"),
