@@ -7,6 +7,7 @@ under a hard time limit, so `check` itself never hangs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -34,7 +35,6 @@ from mlxrun.launch.output import RankOutput
 from mlxrun.launch.ports import port_is_free, reserve_ports
 from mlxrun.launch.supervisor import Supervisor
 from mlxrun.launch.verdict import JobReport, Outcome, describe_end
-from mlxrun.rank import procfs
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 LIVE_SECONDS = 20.0  # a live test that takes longer has failed
@@ -205,15 +205,19 @@ def _open_files(np_: int) -> Check:
 
 
 def _leftovers() -> Check:
-    if not procfs.available():
-        return Check("leftover ranks", SKIP, "no /proc on this system")
+    import psutil  # processes the same way on Linux and macOS
+
     mine = {os.getpid(), os.getppid()}
     found = []
-    for p in procfs.processes():
-        launcher = "mlx.launch" in p.cmdline or "mlx._distributed_utils.launch" in p.cmdline
-        rank = b"\0MLX_RANK=" in b"\0" + p.environ
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(p.info["cmdline"] or [])
+        launcher = "mlx.launch" in cmdline or "mlx._distributed_utils.launch" in cmdline
+        try:
+            rank = launcher or "MLX_RANK" in p.environ()
+        except psutil.Error:  # another user's process, or gone
+            rank = False
         if p.pid not in mine and (launcher or rank):
-            found.append(f"{p.pid} ({p.cmdline[:60]})")
+            found.append(f"{p.pid} ({cmdline[:60]})")
     if found:
         pids = " ".join(f.split()[0] for f in found)
         return Check(
@@ -252,10 +256,27 @@ def _loopback() -> Check:
 
 
 def _holders(ports: range) -> dict[int, str]:
-    """Which process listens on each of these ports (Linux: /proc; empty elsewhere)."""
-    inodes = {inode: port for port, inode in procfs.listening_sockets().items() if port in ports}
-    owners = procfs.socket_owners(set(inodes))
-    return {inodes[inode]: owner for inode, owner in owners.items()}
+    """Which process listens on each of these ports: "pid N (name)", for those this user
+    may see. macOS lists all sockets only to root: there each process is asked."""
+    import psutil
+
+    listening: list[tuple[int | None, int]] = []  # (pid, port)
+    try:
+        for c in psutil.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN and c.laddr:
+                listening.append((c.pid, c.laddr.port))
+    except psutil.AccessDenied:
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                for pc in proc.net_connections(kind="tcp"):
+                    if pc.status == psutil.CONN_LISTEN and pc.laddr:
+                        listening.append((proc.pid, pc.laddr.port))
+    found = {}
+    for pid, port in listening:
+        if pid and port in ports:
+            with contextlib.suppress(psutil.Error):
+                found[port] = f"pid {pid} ({psutil.Process(pid).name()})"
+    return found
 
 
 def _port_block(opts: Options) -> Check:

@@ -17,16 +17,16 @@ import os
 import random
 import selectors
 import socket
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mlxrun.errors import LaunchError
+from mlxrun.rank.procfs import linux_only_allowed
 
 LOW, HIGH = 20000, 32000  # below Linux's ephemeral range, away from mlx.launch's default 32323
 TRIES = 200
+CLAIMS_DIR = "/tmp"  # where port claims are kept without abstract sockets (macOS)
 PROBE_SECONDS = 0.5  # for a remote host to accept or refuse; silence counts as free
 
 
@@ -98,7 +98,7 @@ def accepting(
 
 def _claim(port: int) -> Callable[[], None] | None:
     """A claim other mlxrun jobs see, gone when this process dies; returns its release."""
-    if sys.platform.startswith("linux"):
+    if linux_only_allowed():
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             s.bind(f"\0mlxrun-port-{port}")  # abstract name: no file to leave behind
@@ -106,10 +106,17 @@ def _claim(port: int) -> Callable[[], None] | None:
             s.close()
             return None
         return s.close
-    path = os.path.join(tempfile.gettempdir(), f"mlxrun-port-{port}.lock")
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    # A lock file in /tmp, not in TMPDIR: jobs with different TMPDIRs must see each other.
+    path = os.path.join(CLAIMS_DIR, f"mlxrun-port-{port}.lock")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:  # another user's claim
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Locked, but maybe a file its holder unlinked as we opened it: then not a claim.
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            raise OSError("the lock file was replaced")
     except OSError:
         os.close(fd)
         return None

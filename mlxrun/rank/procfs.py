@@ -1,15 +1,22 @@
 """What Linux's /proc says about this machine's processes and TCP sockets.
 
-One reader for everything mlxrun asks /proc: the ring wait (is rank 0 listening yet?),
-`mlxrun check` (leftover ranks, who holds a port) and the tests (is anything of a job
-still alive?). Where there is no /proc (macOS), `available()` is False, every function
-answers with nothing, and each caller has its own fallback. Standard library only: ranks
-import it.
+One reader for what ranks ask /proc (the ring wait: is rank 0 listening yet? the stall
+watchdog: a rank's process tree, CPU time and state) and the tests (is anything of a job
+still alive?). Where there is no /proc (macOS), `available()` is False and each caller
+has its own fallback (a short wait; ps). Standard library only: ranks import it.
+
+The Linux-only mechanisms mlxrun uses, each with the fallback other systems get:
+- /proc (here): ring wait -> a fixed stagger; process tree, CPU time, state -> ps;
+- abstract Unix sockets for port claims (launch.ports) -> a locked file in the temp dir;
+- /proc/sys/kernel/random/boot_id for "same machine" (rank.protocol) -> the host name;
+- ldd for the MPI library (check) -> otool on macOS.
+MLXRUN_PORTABLE=1 makes mlxrun take the fallbacks on Linux too, so they are tested here.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -27,8 +34,17 @@ class Process(NamedTuple):
     ppid: int
 
 
+PORTABLE_ENV = "MLXRUN_PORTABLE"
+
+
+def linux_only_allowed() -> bool:
+    """False where the Linux-only mechanisms above must not be used: off Linux, or with
+    MLXRUN_PORTABLE=1."""
+    return sys.platform.startswith("linux") and os.environ.get(PORTABLE_ENV) != "1"
+
+
 def available() -> bool:
-    return Path(TCP_TABLES[0]).exists()
+    return linux_only_allowed() and Path(TCP_TABLES[0]).exists()
 
 
 def listening_sockets() -> dict[int, str]:
@@ -101,20 +117,3 @@ def state_and_wchan(pid: int) -> tuple[str, str]:
     except (OSError, IndexError):
         return "gone", ""
     return code, wchan
-
-
-def socket_owners(inodes: set[str]) -> dict[str, str]:
-    """Socket inode -> "pid N (name)" of the process holding it, for those found."""
-    owners: dict[str, str] = {}
-    for entry in PROC.iterdir() if inodes and PROC.is_dir() else []:
-        if not entry.name.isdigit():
-            continue
-        try:
-            for fd in (entry / "fd").iterdir():
-                target = os.readlink(fd)
-                inode = target[8:-1] if target.startswith("socket:[") else ""
-                if inode in inodes:
-                    owners[inode] = f"pid {entry.name} ({(entry / 'comm').read_text().strip()})"
-        except OSError:
-            continue
-    return owners

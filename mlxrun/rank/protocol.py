@@ -22,6 +22,8 @@ import sys
 from enum import IntEnum
 from typing import IO, Any, NamedTuple
 
+from mlxrun.rank.procfs import PORTABLE_ENV
+
 HEADER = struct.Struct("!BI")
 MAX_HELLO = 4096
 MAX_LINE = 1024 * 1024  # an output line longer than this is relayed in pieces
@@ -124,12 +126,15 @@ class Hello(NamedTuple):  # not a dataclass: `dataclasses` costs every agent 15 
 
 
 def machine_id() -> str:
-    """Tells two processes apart by machine: same id means the same kernel."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return socket.gethostname()
+    """Tells two processes apart by machine: same id means the same kernel (Linux's boot
+    id; elsewhere, or with MLXRUN_PORTABLE=1, the host name)."""
+    if os.environ.get(PORTABLE_ENV) != "1":
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                return f.read().strip()
+        except OSError:
+            pass
+    return socket.gethostname()
 
 
 def split_address(address: str) -> tuple[str, int]:
