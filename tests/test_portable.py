@@ -10,6 +10,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mlxrun.launch import ports
@@ -89,5 +90,8 @@ def test_check_without_proc(mlxrun) -> None:
     # check reads processes and sockets through psutil, which has no /proc to lose.
     run = mlxrun("check", "--quick", "--json", env=PORTABLE)
     rows = {row["name"]: row for row in json.loads(run.stdout)["checks"]}
-    assert rows["leftover ranks"]["status"] == "ok", rows
+    leftovers = rows["leftover ranks"]
+    if leftovers["status"] != "ok":  # another job's ranks really run (a test in parallel)
+        pids = [int(p) for p in leftovers["fix"].split()[1:]]
+        assert leftovers["status"] == "warn" and pids and all(map(psutil.pid_exists, pids))
     assert rows["free ports"]["status"] == "ok", rows
