@@ -42,11 +42,11 @@ def check_data(data: Data) -> Data:
         from mlxrun.data import columnar
 
         columnar.check_table(data)
-        return data
+        return replace(data, size=data.path.stat().st_size)  # for the hosts' copies' check
     from mlxrun.data import arrays
 
     arrays.array_view(data)
-    return data
+    return replace(data, size=data.path.stat().st_size)
 
 
 def needs_quote_counts(data: Data) -> bool:

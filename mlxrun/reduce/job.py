@@ -58,7 +58,9 @@ def run_reduction(
     target = job_spec(
         (), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout, job.listen_ip
     )
-    plan = Plan(uuid.uuid4().hex, target.np, job.backend, data, spec.ops, spec.bins)
+    hostfile = target.hostfile
+    hosts = tuple(h.ssh for h in hostfile.hosts) if hostfile and not hostfile.all_local else ()
+    plan = Plan(uuid.uuid4().hex, target.np, job.backend, data, spec.ops, spec.bins, hosts)
     command = (sys.executable, "-m", "mlxrun.reduce.worker", plan.to_json())
     started = time.perf_counter()
     report = Supervisor(replace(target, command=command), output, on_record, while_starting).run()

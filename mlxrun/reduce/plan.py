@@ -22,6 +22,7 @@ class Plan:
     data: Data
     ops: tuple[str, ...]
     bins: int
+    hosts: tuple[str, ...] = ()  # each rank's host as the hostfile names it; () if all here
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -44,7 +45,15 @@ class Plan:
             tuple(d["null_values"]),
             d["size"],
         )
-        return cls(raw["job_id"], raw["np"], raw["backend"], data, tuple(raw["ops"]), raw["bins"])
+        return cls(
+            raw["job_id"],
+            raw["np"],
+            raw["backend"],
+            data,
+            tuple(raw["ops"]),
+            raw["bins"],
+            tuple(raw["hosts"]),
+        )
 
 
 def jsonable(value: Any) -> Any:

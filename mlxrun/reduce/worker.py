@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-from mlxrun.data.shards import Shard, Sums
+from mlxrun.data.shards import Shard, Sums, fingerprint
 from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.rank.group import join
@@ -98,6 +98,32 @@ class Local(NamedTuple):
     nbytes: int
     seconds: float
     missing: int  # values skipped as missing
+
+
+def same_file(plan: Plan, rank: int, coll: Collectives) -> str | None:
+    """On a job across hosts, whether this rank's host sees the file rank 0's host sees: a
+    stale or different copy would give a silently wrong answer. Every rank takes part (one
+    all_gather); the error names the host."""
+    data = plan.data
+    if len(set(plan.hosts)) < 2 or data.path is None or data.size is None:
+        return None
+    try:
+        mine = [1, *fingerprint(data.path, data.size)]
+        if data.path.stat().st_size < data.size:
+            mine = [2, 0, 0]
+    except OSError:
+        mine = [0, 0, 0]
+    rows = coll.all_gather(mine)
+    if rows[rank] == rows[0]:
+        return None
+    here, first = plan.hosts[rank], plan.hosts[0]
+    if mine[0] == 0:
+        return f"{data.path}: not readable on {here} (the ranks on {first} can read it)"
+    what = "is shorter than" if mine[0] == 2 else "differs from"
+    return (
+        f"{data.path}: the copy on {here} {what} the one on {first} (its first "
+        f"{data.size:,} bytes, sampled); put the same file on every host"
+    )
 
 
 def quotes_before(plan: Plan, rank: int, coll: Collectives) -> int | None:
@@ -176,12 +202,13 @@ def run(plan: Plan, reporter: Reporter) -> int:
     coll = Collectives(group)
     verify_group(plan, group, coll)
     rank = group.rank()
+    error, mine = same_file(plan, rank, coll), None
     quotes = quotes_before(plan, rank, coll)
-    error, mine = None, None
-    try:
-        mine = reduce_shard(plan, rank, reporter, quotes)
-    except DataError as e:
-        error = str(e)
+    if error is None:
+        try:
+            mine = reduce_shard(plan, rank, reporter, quotes)
+        except DataError as e:
+            error = str(e)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
     # The same all_sum totals the values skipped as missing.
     failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])

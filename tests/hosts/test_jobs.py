@@ -137,10 +137,15 @@ def test_a_stall_report_shows_a_remote_ranks_stack(hosts: Hosts, mlxrun: object)
 
 
 def _tokens_of_agents() -> dict[int, bytes]:
-    """The token in each rank agent's environment, by pid, on every host."""
+    """The token in each remote rank agent's environment, by pid, on every host (a remote
+    rank has a temp folder of its own: other jobs' local agents are left out)."""
     found = {}
     for p in procfs.processes():
-        if "mlxrun.rank.agent" in p.cmdline and "mlxrun.rank.mlx_launch" not in p.cmdline:
+        if (
+            "mlxrun.rank.agent" in p.cmdline
+            and "mlxrun.rank.mlx_launch" not in p.cmdline
+            and b"MLXRUN_REMOTE_TMPDIR=" in p.environ
+        ):
             for entry in p.environ.split(b"\0"):
                 if entry.startswith(b"MLXRUN_TOKEN="):
                     found[p.pid] = entry.split(b"=", 1)[1]
@@ -174,4 +179,36 @@ def test_the_token_is_on_no_command_line_of_any_host(hosts: Hosts, tmp_path: Pat
         job.send_signal(signal.SIGINT)
         job.communicate(timeout=30)
     assert job.returncode == 130
+    assert hosts.leftovers() == {}
+
+
+@pytest.mark.slow
+def test_a_host_with_a_different_copy_of_a_shared_file_is_named(hosts: Hosts, mlxrun) -> None:
+    # Each host sees its own folder at DATA_PATH: the same path, a copy of its own.
+    from tests.hosts.loopback import DATA_PATH
+
+    good = "".join(f"{i}.25\n" for i in range(100_000)).encode()
+    stale = bytearray(good)
+    stale[len(good) // 3] = ord("7")  # one digit, in a sampled block; the size unchanged
+    for path, content in (
+        (DATA_PATH / "shared.txt", good),
+        (hosts.node("node1").data / "shared.txt", good),
+        (hosts.node("node2").data / "shared.txt", bytes(stale)),
+        (hosts.node("node3").data / "shared.txt", good[: len(good) // 2]),
+    ):
+        path.write_bytes(content)
+    run = mlxrun(
+        "sum", "--hostfile", str(hosts.hostfile(2)), str(DATA_PATH / "shared.txt"), env=hosts.env
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().endswith(
+        f"Error: {DATA_PATH}/shared.txt: the copy on node2 differs from the one on node1 "
+        f"(its first {len(good):,} bytes, sampled); put the same file on every host"
+    ), run.stderr
+    (hosts.node("node2").data / "shared.txt").write_bytes(good)
+    three = hosts.hostfile(3)
+    run = mlxrun("sum", "--hostfile", str(three), str(DATA_PATH / "shared.txt"), env=hosts.env)
+    assert (
+        run.returncode == 2 and "the copy on node3 is shorter than the one on node1" in run.stderr
+    )
     assert hosts.leftovers() == {}
