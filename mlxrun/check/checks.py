@@ -17,7 +17,6 @@ import resource
 import shlex
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlxrun import __version__
+from mlxrun.check import network
+from mlxrun.check.rows import FAIL, OK, SKIP, WARN, Check, run
 from mlxrun.errors import MlxrunError, SpecError
 from mlxrun.launch import backends
 from mlxrun.launch.hostfile import Hostfile, load_hostfile
@@ -36,19 +37,9 @@ from mlxrun.launch.ports import port_is_free, reserve_ports
 from mlxrun.launch.supervisor import Supervisor
 from mlxrun.launch.verdict import JobReport, Outcome, describe_end
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 LIVE_SECONDS = 20.0  # a live test that takes longer has failed
-COMMAND_SECONDS = 10.0
 MLX_LAUNCH_PORT = 32323  # mlx.launch's default --starting-port
 RANK_VARIABLES = ("MLX_RANK", "MLX_HOSTFILE", "MLX_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,22 +49,6 @@ class Options:
     hostfile: Path | None = None
     quick: bool = False
     port: int | None = None  # a ring port block to check; None: mlx.launch's default
-
-
-def run(command: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
-    """A helper command's exit code and output; never hangs, never raises."""
-    try:
-        p = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_SECONDS,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return 127, str(e)
-    return p.returncode, (p.stdout + p.stderr).strip()
 
 
 # -- platform -----------------------------------------------------------------------
@@ -152,7 +127,11 @@ def distributed_checks() -> list[Check]:
 
 
 def environment_checks(opts: Options) -> list[Check]:
-    return [_rank_variables(), _python_variables(), _tmpdir(), _open_files(opts.np), _leftovers()]
+    rows = [_rank_variables(), _python_variables(), _tmpdir(), _open_files(opts.np), _leftovers()]
+    if opts.hostfile is None:
+        rows.append(network.fast_synch_check(None))
+    bridge = network.bridge_check()
+    return rows + ([bridge] if bridge is not None else [])
 
 
 def _rank_variables() -> Check:
@@ -435,6 +414,11 @@ def hostfile_checks(opts: Options, backend: str) -> tuple[list[Check], Hostfile 
         row = _ssh_host(host, local)
         reachable = reachable and row.status != FAIL
         rows.append(row)
+    if reachable:
+        rows += network.host_ip_checks(hostfile)
+        if hostfile.backend in ("jaccl", "jaccl-ring") or any(h.rdma for h in hostfile.hosts):
+            rows += network.jaccl_checks(hostfile)
+        rows.append(network.fast_synch_check(hostfile))
     return rows, hostfile if reachable else None
 
 

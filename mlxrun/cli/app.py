@@ -382,6 +382,7 @@ def check(
 ) -> None:
     """Diagnose this setup: can it run distributed MLX jobs, and what to change if not."""
     from mlxrun.check import checks as d
+    from mlxrun.check.rows import FAIL
 
     if backend not in ("ring", "mpi", "all"):
         raise UsageError(f'--backend: unknown backend "{backend}" (use ring, mpi or all)')
@@ -398,7 +399,7 @@ def check(
     else:
         out_console().print(check_table(rows))
         print(d.summary(rows))
-    raise typer.Exit(1 if any(r.status == d.FAIL for r in rows) else 0)
+    raise typer.Exit(1 if any(r.status == FAIL for r in rows) else 0)
 
 
 BENCH_EXIT_CODES_HELP = (

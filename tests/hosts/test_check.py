@@ -4,10 +4,14 @@ ring test across them; a host whose sshd is down fails with its fix."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from mlxrun import __version__
+from mlxrun.check import network
+from mlxrun.check.rows import FAIL, OK
+from mlxrun.launch.hostfile import parse_hostfile
 from tests.hosts.loopback import Hosts
 
 
@@ -63,3 +67,18 @@ def test_check_hostfile_names_an_unreachable_host_and_its_fix(hosts: Hosts, mlxr
         "set up key-based ssh (ssh-copy-id node2) and check with: ssh -o BatchMode=yes node2 true"
     )
     assert rows["live test (ring)"]["status"] == "skip"
+
+
+@pytest.mark.slow
+def test_an_ip_not_on_its_host_is_named(hosts: Hosts, tmp_path: Path, monkeypatch) -> None:
+    # Each host answers with its own `ip -o addr` over ssh; 10.0.0.7 is only compared with
+    # what node2 lists, never connected to.
+    path = tmp_path / "h.json"
+    listed = [{"ssh": "node1", "ips": ["127.0.0.2"]}, {"ssh": "node2", "ips": ["10.0.0.7"]}]
+    path.write_text(json.dumps(listed))
+    for key, value in hosts.env.items():  # the hosts' ssh wrapper first on PATH, as for mlxrun
+        monkeypatch.setenv(key, value)
+    rows = network.host_ip_checks(parse_hostfile(path, path.read_text(), None))
+    assert [r.status for r in rows] == [OK, FAIL], rows
+    assert rows[1].detail.startswith("10.0.0.7 not on any interface of node2 (it has ")
+    assert "127.0.0.1" in rows[1].detail and "in " + str(path) in rows[1].fix

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlxrun.check import checks
+from mlxrun.check import checks, rows
 from mlxrun.launch.job import JobSpec
 from mlxrun.launch.output import RankOutput
 from mlxrun.launch.supervisor import Supervisor
@@ -132,6 +132,6 @@ def test_check_does_not_call_ports_in_time_wait_taken() -> None:
         conn.close()  # the server side closes first: its port goes to TIME_WAIT
         client.close()
     row = checks._port_block(checks.Options(np=1, port=port))
-    assert row.status == checks.OK, row
+    assert row.status == rows.OK, row
     with socket.create_server(("0.0.0.0", port)):
-        assert checks._port_block(checks.Options(np=1, port=port)).status == checks.FAIL
+        assert checks._port_block(checks.Options(np=1, port=port)).status == rows.FAIL
