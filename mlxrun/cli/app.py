@@ -226,6 +226,16 @@ MissingOption = Annotated[
 ]
 
 
+PlacementOption = Annotated[
+    str,
+    typer.Option(
+        "--placement",
+        help="With --hostfile: shared (every host sees the same FILE; checked) or per-host "
+        "(each host has its own FILE at that path; the result combines them).",
+    ),
+]
+
+
 def reduce_and_show(spec: Spec, as_json: bool, quiet: bool = False) -> None:
     output = RankOutput(quiet=quiet, stdout=sys.stderr.buffer if as_json else None)
     try:
@@ -290,13 +300,14 @@ def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
         missing: MissingOption = "error",
         backend: BackendOption = "ring",
         hostfile: HostfileOption = None,
+        placement: PlacementOption = "shared",
         listen_ip: ListenIpOption = None,
         timeout: TimeoutOption = None,
         stall_timeout: StallOption = None,
         as_json: JsonOption = False,
     ) -> None:
         col: str | int | None = int(column) if column is not None and column.isdigit() else column
-        spec = spec_for_file(file, ops, col, np, backend, delimiter, missing)
+        spec = spec_for_file(file, ops, col, np, backend, delimiter, missing, placement)
         spec = spec.override(
             hostfile=hostfile, timeout=timeout, stall_timeout=stall_timeout, listen_ip=listen_ip
         )

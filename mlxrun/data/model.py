@@ -26,6 +26,10 @@ EXTENSIONS = {
 }
 TABLES = ("csv", "tsv", "parquet", "arrow")  # formats with columns and missing values
 MISSING = ("error", "skip")
+# Where a job's file is on several machines: one file every host sees the same (shared,
+# each rank reads its own part of it), or a file of its own on each host (per-host: the
+# ranks of a host split that host's file, and the result combines all hosts).
+PLACEMENTS = ("shared", "per-host")
 # Fields that mean "no value" by default: polars' and R's usual spellings, and the empty
 # field. "NaN" is not one of them: it is the float NaN, as Python, numpy and polars read it
 # (pandas counts it missing: add "NaN" to null_values for that).
@@ -65,6 +69,7 @@ class Data:
     # A text file's size when the job started, set by mlxrun for every rank: each rank
     # reads its part of those bytes, even if the file grows while the job runs.
     size: int | None = None
+    placement: str = "shared"
 
     def describe(self) -> str:
         if self.generate is not None:

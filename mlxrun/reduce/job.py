@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from mlxrun.data.model import Data
 from mlxrun.data.sources import check_data
-from mlxrun.errors import DataError, MlxrunError
+from mlxrun.errors import DataError, MlxrunError, UsageError
 from mlxrun.launch.job import job_spec
 from mlxrun.launch.output import RankOutput
 from mlxrun.launch.supervisor import OnRecord, Supervisor
@@ -47,6 +48,19 @@ def final_records(report: JobReport) -> list[dict[str, Any]]:
     return [f for f in finals if f is not None]
 
 
+def checked(data: Data) -> Data:
+    """The data as every rank must read it (a csv's sniffed delimiter), checked here
+    where this machine can see it: a per-host file may exist only on the hosts."""
+    if data.placement == "per-host" and data.path is not None and not data.path.exists():
+        if data.format == "csv" and data.delimiter is None:
+            raise UsageError(
+                f"{data.path}: not on this machine, so its delimiter cannot be sniffed here: "
+                "give --delimiter (or [data] delimiter) for a per-host csv"
+            )
+        return data
+    return check_data(data)
+
+
 def run_reduction(
     spec: Spec,
     output: RankOutput,
@@ -54,7 +68,7 @@ def run_reduction(
     while_starting: Callable[[], object] | None = None,
 ) -> JobResult:
     job = spec.job
-    data = check_data(spec.data)  # as every rank must read it (a csv's sniffed delimiter)
+    data = checked(spec.data)
     target = job_spec(
         (), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout, job.listen_ip
     )

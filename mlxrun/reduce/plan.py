@@ -44,6 +44,7 @@ class Plan:
             d["missing"],
             tuple(d["null_values"]),
             d["size"],
+            d["placement"],
         )
         return cls(
             raw["job_id"],

@@ -23,6 +23,7 @@ from mlxrun.data.model import (
     GENERATORS,
     MAX_NULLS,
     MISSING,
+    PLACEMENTS,
     TABLES,
     Data,
     Generate,
@@ -192,6 +193,7 @@ def _generate(file: str, raw: Any) -> Generate:
 
 DATA_KEYS = (
     "path", "format", "column", "dtype", "delimiter", "missing", "null_values", "generate",
+    "placement",
 )  # fmt: skip
 
 
@@ -242,6 +244,7 @@ def _data(file: str, raw: Any, base: Path) -> Data:
         delimiter=delimiter,
         missing=missing,
         null_values=nulls,
+        placement=t.choice("placement", PLACEMENTS, "shared") or "shared",
     )
 
 
@@ -325,6 +328,7 @@ def spec_for_file(
     backend: str,
     delimiter: str | None = None,
     missing: str = "error",
+    placement: str = "shared",
 ) -> Spec:
     """The spec behind shortcuts such as `mlxrun sum FILE`."""
     fmt = format_of(path)
@@ -340,11 +344,16 @@ def spec_for_file(
         raise UsageError(
             f"--missing: {path} is {fmt}; only tables have missing values ({', '.join(TABLES)})"
         )
+    if placement not in PLACEMENTS:
+        raise UsageError(
+            f'--placement: unknown value "{placement}"; one of: {", ".join(PLACEMENTS)}'
+        )
+    data = Data(path, fmt, column, delimiter=delimiter, missing=missing, placement=placement)
     return Spec(
         job=JobSettings(
             name=f"{ops[0] if len(ops) == 1 else 'stats'} {path.name}", np=np, backend=backend
         ),
-        data=Data(path=path, format=fmt, column=column, delimiter=delimiter, missing=missing),
+        data=data,
         ops=ops,
     )
 
@@ -370,6 +379,7 @@ backend = "ring"            # ring | mpi
 # delimiter = ","           # csv/tsv: one character or "tab"; sniffed (, ; tab |) if absent
 # missing = "error"         # error | skip: skipped values are counted, not reduced
 # null_values = ["", "NA", "N/A", "null", "NULL"]  # what a missing field looks like
+# placement = "shared"      # with a hostfile: shared (one file every host sees) | per-host
 #                           # ("NaN" is the float NaN; add it here to skip it, as pandas)
 
 # Instead of a path: data generated on the ranks, the same for any np.

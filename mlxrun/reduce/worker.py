@@ -20,8 +20,10 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple, TypeVar
 
+from mlxrun.data.model import Data
 from mlxrun.data.shards import Shard, Sums, fingerprint
 from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
@@ -100,12 +102,47 @@ class Local(NamedTuple):
     missing: int  # values skipped as missing
 
 
+class Share(NamedTuple):
+    """What a rank reads: part `part` of `parts` of `data`, which `peers` (ranks, in
+    order, this one among them) split between them: every rank for a shared file; with
+    placement = "per-host", the ranks of one host, splitting that host's own file."""
+
+    data: Data
+    part: int
+    parts: int
+    peers: tuple[int, ...]
+
+    @classmethod
+    def whole(cls, plan: Plan, rank: int) -> Share:
+        return cls(plan.data, rank, plan.np, tuple(range(plan.np)))
+
+
+def share_of(plan: Plan, rank: int, coll: Collectives) -> Share:
+    """This rank's share. Per host, the host's ranks agree on the file's size (the
+    smallest any of them saw: a file that grows while they look still has those bytes)."""
+    data = plan.data
+    if data.placement != "per-host" or not plan.hosts or data.path is None:
+        return Share.whole(plan, rank)
+    peers = tuple(r for r, host in enumerate(plan.hosts) if host == plan.hosts[rank])
+    try:
+        size = data.path.stat().st_size
+    except OSError:
+        size = -1  # reading will say why
+    seen = coll.all_gather([size])
+    agreed = min(seen[r][0] for r in peers)
+    return Share(
+        replace(data, size=agreed if agreed >= 0 else None), peers.index(rank), len(peers), peers
+    )
+
+
 def same_file(plan: Plan, rank: int, coll: Collectives) -> str | None:
     """On a job across hosts, whether this rank's host sees the file rank 0's host sees: a
     stale or different copy would give a silently wrong answer. Every rank takes part (one
     all_gather); the error names the host."""
     data = plan.data
     if len(set(plan.hosts)) < 2 or data.path is None or data.size is None:
+        return None
+    if data.placement == "per-host":
         return None
     try:
         mine = [1, *fingerprint(data.path, data.size)]
@@ -126,7 +163,7 @@ def same_file(plan: Plan, rank: int, coll: Collectives) -> str | None:
     )
 
 
-def quotes_before(plan: Plan, rank: int, coll: Collectives) -> int | None:
+def quotes_before(plan: Plan, share: Share, rank: int, coll: Collectives) -> int | None:
     """csv/tsv: the quotes before this rank's share of the bytes, from every rank's count
     of its own share (one all_gather), so that no rank reads the bytes before its share to
     find its first record. Every rank takes part, also one that cannot count: reading, it
@@ -134,23 +171,25 @@ def quotes_before(plan: Plan, rank: int, coll: Collectives) -> int | None:
     if plan.np == 1 or not needs_quote_counts(plan.data):
         return None
     try:
-        own = quote_count(plan.data, rank, plan.np)
+        own = quote_count(share.data, share.part, share.parts)
     except DataError:
         own = 0
-    return int(sum(row[0] for row in coll.all_gather([own])[:rank]))
+    rows = coll.all_gather([own])
+    return int(sum(rows[r][0] for r in share.peers if r < rank))
 
 
-def reduce_shard(plan: Plan, rank: int, reporter: Reporter, quotes: int | None = None) -> Local:
+def reduce_shard(plan: Plan, share: Share, reporter: Reporter, quotes: int | None = None) -> Local:
     # Counts, sums and means need no stored numbers: text and csv are summed as they are
     # parsed, float64 arrays as they are read.
-    sums = sums_shard(plan.data, rank, plan.np, quotes) if set(plan.ops) <= SUM_OPS else None
+    data, part_no, parts, _ = share
+    sums = sums_shard(data, part_no, parts, quotes) if set(plan.ops) <= SUM_OPS else None
     if sums is not None:
         part = algebra.Partial(needs=SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
         return Local(part, sums.bytes_total, seconds, sums.missing)
     from mlxrun.reduce import kernels  # numpy: only where numbers are stored
 
-    shard = open_shard(plan.data, rank, plan.np, quotes)
+    shard = open_shard(data, part_no, parts, quotes)
     part = algebra.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
     seconds = consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
     return Local(part, shard.bytes_total, seconds, shard.missing)  # totals known once read
@@ -179,7 +218,7 @@ def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> fl
 
 
 def histogram(
-    plan: Plan, rank: int, state: algebra.Partial, coll: Collectives, quotes: int | None
+    plan: Plan, share: Share, state: algebra.Partial, coll: Collectives, quotes: int | None
 ) -> algebra.Histogram | str:
     """The second pass: bins need the global min and max first. Every rank runs the
     all_sum, also where there can be no bins (the reason is then the answer)."""
@@ -191,7 +230,7 @@ def histogram(
     except ValueError as e:
         coll.all_sum(counts)
         return str(e)
-    for chunk in open_shard(plan.data, rank, plan.np, quotes).chunks:
+    for chunk in open_shard(share.data, share.part, share.parts, quotes).chunks:
         chunk_counts = kernels.histogram_counts(chunk, lo, hi, plan.bins).tolist()
         counts = [a + b for a, b in zip(counts, chunk_counts, strict=True)]
     return algebra.Histogram(coll.all_sum(counts), kernels.histogram_edges(lo, hi, plan.bins))
@@ -203,12 +242,13 @@ def run(plan: Plan, reporter: Reporter) -> int:
     verify_group(plan, group, coll)
     rank = group.rank()
     error, mine = same_file(plan, rank, coll), None
-    quotes = quotes_before(plan, rank, coll)
+    share = share_of(plan, rank, coll)
+    quotes = quotes_before(plan, share, rank, coll)
     if error is None:
         try:
-            mine = reduce_shard(plan, rank, reporter, quotes)
+            mine = reduce_shard(plan, share, reporter, quotes)
         except DataError as e:
-            error = str(e)
+            error = f"{e} (on {plan.hosts[rank]})" if plan.hosts else str(e)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
     # The same all_sum totals the values skipped as missing.
     failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])
@@ -226,7 +266,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
         coll.all_gather(enc.gathered_ints),
         coll.all_gather(enc.gathered_floats, float64=True),
     )
-    hist = histogram(plan, rank, state, coll, quotes) if "histogram" in plan.ops else None
+    hist = histogram(plan, share, state, coll, quotes) if "histogram" in plan.ops else None
     final = algebra.finalize(state, plan.ops, histogram=hist)
     final.values["missing"] = missing
     reporter.send(

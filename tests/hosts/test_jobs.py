@@ -212,3 +212,35 @@ def test_a_host_with_a_different_copy_of_a_shared_file_is_named(hosts: Hosts, ml
         run.returncode == 2 and "the copy on node3 is shorter than the one on node1" in run.stderr
     )
     assert hosts.leftovers() == {}
+
+
+@pytest.mark.slow
+def test_per_host_files_are_combined(hosts: Hosts, mlxrun, tmp_path: Path) -> None:
+    # node1 holds two ranks (its file split between them), node2 one; this machine has
+    # no such file at all.
+    from tests.hosts.loopback import DATA_PATH
+
+    mine = {"node1": [f"{i}.5" for i in range(1001)], "node2": [f"-{i}" for i in range(77)]}
+    for node, numbers in mine.items():
+        (hosts.node(node).data / "own.txt").write_text("\n".join(numbers) + "\n")
+    (DATA_PATH / "own.txt").unlink(missing_ok=True)
+    hostfile = tmp_path / "h.json"
+    entries = [("node1", "127.0.0.2"), ("node1", "127.0.0.2"), ("node2", "127.0.0.3")]
+    hostfile.write_text(json.dumps([{"ssh": s, "ips": [ip]} for s, ip in entries]))
+    args = ["stats", "--hostfile", str(hostfile), "--placement", "per-host", "--json"]
+    run = mlxrun(*args, str(DATA_PATH / "own.txt"), env=hosts.env)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    every = [Fraction(x) for numbers in mine.values() for x in numbers]
+    assert out["count"] == len(every) == 1078
+    assert out["results"]["sum"] == float(sum(every))
+    ranks = out["ranks"]
+    assert [r["host"] for r in ranks] == ["node1", "node1", "node2"]
+    assert ranks[0]["count"] > 0 and ranks[1]["count"] > 0  # node1's file split in two
+    assert ranks[0]["count"] + ranks[1]["count"] == 1001 and ranks[2]["count"] == 77
+    # A host without the file fails the job, naming the host and the path.
+    (hosts.node("node2").data / "own.txt").unlink()
+    run = mlxrun(*args, str(DATA_PATH / "own.txt"), env=hosts.env)
+    assert run.returncode == 2
+    assert run.stderr.strip().endswith(f"Error: {DATA_PATH}/own.txt: no such file (on node2)")
+    assert hosts.leftovers() == {}
