@@ -238,7 +238,8 @@ class Supervisor:
             # Agents normally hang up before the launcher exits; MPI ranks may linger.
             self.phase, self.deadline = Phase.DRAINING, now + DRAIN_SECONDS
         if self.phase in (Phase.KILLED, Phase.DRAINING):
-            if (exited and not channel.agents) or now >= self.deadline:
+            heard_all = not channel.agents and not channel.waiting()
+            if (exited and heard_all) or now >= self.deadline:
                 self.phase = Phase.DONE
 
     def _next_due(self) -> float:
