@@ -122,7 +122,7 @@ class PortWatch:
             with self._lock:
                 jobs = dict(self._jobs)
             for pid, mark in jobs.items():
-                ports = _launcher_ports(pid, self.np)
+                ports = launcher_ports(pid, self.np)
                 if ports:
                     with self._lock:
                         self.ports[mark] = ports
@@ -137,7 +137,7 @@ class PortWatch:
         assert claimed == set(), f"still claimed: {sorted(claimed)}"
 
 
-def _launcher_ports(pid: int, np: int) -> set[int]:
+def launcher_ports(pid: int, np: int) -> set[int]:
     """The ring ports and the channel port a launcher child of `pid` names, if it has one."""
     try:
         children = [
