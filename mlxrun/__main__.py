@@ -1,3 +1,19 @@
-from mlxrun.cli.app import console_main
+"""`python -m mlxrun`, and the `mlxrun` command."""
 
-console_main()
+import os
+
+from mlxrun.cli.signals import Stopped, take_stop_signals
+
+
+def console_main() -> None:
+    take_stop_signals()  # before the CLI's imports: a signal during them is handled too
+    try:
+        from mlxrun.cli.app import console_main as run
+
+        run()  # exits
+    except Stopped as stop:
+        os._exit(stop.exit_code)
+
+
+if __name__ == "__main__":
+    console_main()

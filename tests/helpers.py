@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,3 +87,74 @@ def parser(name: str) -> Iterator[None]:
         yield
     finally:
         native.ext = saved
+
+
+class PortWatch:
+    """The TCP ports running jobs hold, as their launchers name them: the ring block
+    (`--starting-port`, np ports) and mlxrun's channel (MLXRUN_CHANNEL in the launcher's
+    environment). A thread looks at each mlxrun's children until the `with` ends (reading
+    all of /proc instead is too slow on a busy machine: it missed whole jobs);
+    `assert_released` then checks that nothing listens on them and no claim remains."""
+
+    def __init__(self, np: int = 2) -> None:
+        self.np = np
+        self.ports: dict[str, set[int]] = {}  # mark -> ports
+        self._jobs: dict[int, str] = {}  # mlxrun's pid -> its mark, until its launcher is seen
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def add(self, job: subprocess.Popen[str], run: Run) -> None:
+        with self._lock:
+            self.ports[run.mark] = set()
+            self._jobs[job.pid] = run.mark
+
+    def __enter__(self) -> PortWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            with self._lock:
+                jobs = dict(self._jobs)
+            for pid, mark in jobs.items():
+                ports = launcher_ports(pid, self.np)
+                if ports:
+                    with self._lock:
+                        self.ports[mark] = ports
+                        del self._jobs[pid]
+
+    def assert_released(self, run: Run) -> None:
+        ports = self.ports[run.mark]
+        listening = set(procfs.listening_sockets()) & ports
+        assert listening == set(), f"still listening: {sorted(listening)}"
+        claims = Path("/proc/net/unix").read_text()
+        claimed = {p for p in ports if f"@mlxrun-port-{p}\n" in claims}
+        assert claimed == set(), f"still claimed: {sorted(claimed)}"
+
+
+def launcher_ports(pid: int, np: int) -> set[int]:
+    """The ring ports and the channel port a launcher child of `pid` names, if it has one."""
+    try:
+        children = [
+            int(c)
+            for t in Path(f"/proc/{pid}/task").iterdir()
+            for c in (t / "children").read_text().split()
+        ]
+    except OSError:
+        return set()
+    for child in children:
+        try:
+            args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        channel = [e.split(b":")[-1] for e in environ if e.startswith(b"MLXRUN_CHANNEL=")]
+        if b"--starting-port" in args and channel:
+            start = int(args[args.index(b"--starting-port") + 1])
+            return {*range(start, start + np), int(channel[0])}
+    return set()

@@ -18,6 +18,7 @@ import typer
 from mlxrun import __version__
 from mlxrun.cli.progress import rank_progress
 from mlxrun.cli.render import check_table, histogram_table, result_table, show_end
+from mlxrun.cli.signals import Stopped, exiting, take_stop_signals
 from mlxrun.data.sources import check_data
 from mlxrun.errors import ExitCode, MlxrunError, UsageError
 from mlxrun.launch.command import parse_ranks, resolve_command
@@ -636,11 +637,16 @@ def main(argv: list[str] | None = None) -> int:
 def console_main() -> None:
     """The `mlxrun` command: main(), then exit at once. Everything is printed and every
     rank reaped by then: the interpreter's teardown frees hundreds of modules one by one
-    (about 0.1 s) and helps nobody."""
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass  # a reader that went away (`| head`) is not an error
+    (about 0.1 s) and helps nobody. A stop signal outside the job ends it here."""
+    take_stop_signals()  # already taken by `mlxrun.__main__`, before this module's imports
+    try:
+        code = main()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a reader that went away (`| head`) is not an error
+        exiting()
+    except Stopped as stop:
+        code = stop.exit_code
     os._exit(int(code))

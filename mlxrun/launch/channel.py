@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import selectors
 import socket
 import time
@@ -151,6 +152,16 @@ class Channel:
         """Strangers that did not say hello in time: drop them."""
         now = time.monotonic()
         return [p for p in self.strangers() if now - p.since > HELLO_SECONDS]
+
+    def waiting(self) -> bool:
+        """A connection not heard yet: accepted and not admitted, or still in the listen
+        queue. Agents that connected, said everything and hung up before the supervisor
+        first looked (its start was slow) wait there."""
+        if self.strangers():
+            return True
+        queued = select.poll()
+        queued.register(self.server, select.POLLIN)
+        return bool(queued.poll(0))
 
     @property
     def agents(self) -> int:

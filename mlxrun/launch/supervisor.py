@@ -156,7 +156,9 @@ class Supervisor:
         wake_r, wake_w = socket.socketpair()
         wake_w.setblocking(False)
         try:
-            with Launch(self.spec, agent_env) as launch, _signals_to(wake_w) as received:
+            # Taken before the launch, given back after its close: a signal in between
+            # would otherwise end mlxrun before it removed the job's temp folder.
+            with _signals_to(wake_w) as received, Launch(self.spec, agent_env) as launch:
                 self.start = self.quiet_since = time.monotonic()
                 if self.spec.timeout is not None:
                     self.deadline = time.monotonic() + self.spec.timeout
@@ -175,6 +177,11 @@ class Supervisor:
         for r in self.ranks:
             if not r.ended:
                 self._ended(r, None, lost=True)
+        late = [s for s in received if s in STOP_SIGNALS]
+        if late and self.stop_reason is None:
+            # The job was over when it came: it stops mlxrun as it would outside a job
+            # (cli.signals).
+            signal.raise_signal(late[0])
         return decide(
             self.stop_reason, self.ranks, self.failures, self.now(), list(self.launcher_tail)
         )
@@ -238,7 +245,8 @@ class Supervisor:
             # Agents normally hang up before the launcher exits; MPI ranks may linger.
             self.phase, self.deadline = Phase.DRAINING, now + DRAIN_SECONDS
         if self.phase in (Phase.KILLED, Phase.DRAINING):
-            if (exited and not channel.agents) or now >= self.deadline:
+            heard_all = not channel.agents and not channel.waiting()
+            if (exited and heard_all) or now >= self.deadline:
                 self.phase = Phase.DONE
 
     def _next_due(self) -> float:

@@ -48,6 +48,9 @@ STRAGGLER_SECONDS = 1.0  # the longest to keep reading after the child exited
 DRAIN_TICK_SECONDS = 0.05  # after it exited: a pipe quiet this long has nothing more
 TICK_SECONDS = 0.2
 _STARTED = time.monotonic()
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# What `python -m` starts with: a program run in a fork of the agent starts with them too.
+PYTHON_HANDLERS = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
 
 def clock() -> float:
@@ -147,11 +150,19 @@ class ForkedModule:
         # loads spin on the core the other rank needs: two ranks importing at once took
         # 0.29-0.38 s with them, 0.19-0.27 s without.
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        # The fork would inherit the agent's handlers, which pass stop signals on to the
+        # child, and so ignore them: the worker got SIGTERM and read on until the SIGKILL
+        # 2 s later. It gets python's own; held back until then, none is lost.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         self.pid = os.fork()
         if self.pid == 0:
+            for sig, handler in PYTHON_HANDLERS.items():
+                signal.signal(sig, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for fd in (*close, out_r, err_r):
                 os.close(fd)
             _run_module(module, args, env, out_w, err_w)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(out_w)
         os.close(err_w)
         self.stdout: IO[bytes] | None = os.fdopen(out_r, "rb", buffering=0)
@@ -389,7 +400,7 @@ def run(argv: list[str]) -> int:
 
     # Installed before the child starts: a signal in between would end this agent and leave
     # the child running with nobody to stop it.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
     try:
         child = start_child(argv, result_w, sock, result_r)
