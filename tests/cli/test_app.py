@@ -75,7 +75,7 @@ def user_errors(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["exec", "--np", "0", classic], "Error: --np must be at least 1 (got 0)"),
         (
             ["exec", "--backend", "gloo", classic],
-            'Error: --backend: unknown backend "gloo" (use ring or mpi)',
+            'Error: --backend: unknown backend "gloo" (use ring, mpi, nccl, jaccl, jaccl-ring)',
         ),
         (
             ["exec", "--ranks", "0,7", classic],
