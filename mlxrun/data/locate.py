@@ -54,7 +54,11 @@ def bad_token(tokens: list[bytes], dtype: str) -> bytes | None:
 
 
 def beyond_int64(token: bytes) -> bool:
-    return INTEGER.fullmatch(token) is not None and not -(2**63) <= int(token) < 2**63
+    if INTEGER.fullmatch(token) is None:
+        return False
+    # Not int(token): it refuses more than 4300 digits (ValueError), leading zeros too.
+    digits = token.lstrip(b"+-").lstrip(b"0")
+    return len(digits) > 19 or int(digits or b"0") > 2**63 - 1 + token.startswith(b"-")
 
 
 def not_a_number(path: Path, offset: int, chunk: bytes, dtype: str) -> DataError:
