@@ -175,6 +175,8 @@ def _parse_in_c(chunk: bytes | memoryview, dtype: str) -> np.ndarray | None:
     if error == 1:
         raise ValueError("not a number")
     if error == 2:
+        if dtype == "int64" and not all_int:  # a float before the integer: the first error
+            raise ValueError("not an integer")
         if dtype in ("auto", "int64"):
             raise OverflowError("integer beyond int64")
         return None
