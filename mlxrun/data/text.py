@@ -138,7 +138,7 @@ def parse_tokens(tokens: list[bytes], dtype: str, all_int: bool) -> np.ndarray:
     with np.errstate(over="ignore"):  # inf, as float() reads 2e400, without a warning
         values = raw.astype(np.float64)
     if dtype == "float32":
-        values = values.astype(np.float32).astype(np.float64)
+        values = as_float32(values)
     return values
 
 
@@ -168,7 +168,6 @@ class _Buffers:
 
 def _parse_in_c(chunk: bytes | memoryview, dtype: str) -> np.ndarray | None:
     """The C parser's answer; None where the numpy path must decide (big ints as floats)."""
-    import numpy as np
 
     floats, ints = _Buffers.fit(len(chunk))
     count, all_int, error, _where = native.ext.parse(chunk, floats, ints)
@@ -185,4 +184,12 @@ def _parse_in_c(chunk: bytes | memoryview, dtype: str) -> np.ndarray | None:
     if all_int and dtype in ("auto", "int64"):
         return ints[:count].copy()
     values = floats[:count]
-    return values.astype(np.float32).astype(np.float64) if dtype == "float32" else values.copy()
+    return as_float32(values) if dtype == "float32" else values.copy()
+
+
+def as_float32(values: np.ndarray) -> np.ndarray:
+    """float64 values rounded to float32 (as float64s): inf beyond its range, no warning."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32).astype(np.float64)
