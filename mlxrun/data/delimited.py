@@ -550,13 +550,13 @@ def _one_chunk(
 
 
 def _values(floats: Any, ints: Any, count: int, all_int: bool, dtype: str) -> np.ndarray | None:
-    import numpy as np
-
     if count == 0:
         return None
     if all_int and dtype in ("auto", "int64"):
         return ints[:count].copy()  # type: ignore[no-any-return]
     values = floats[:count]
     if dtype == "float32":
-        return values.astype(np.float32).astype(np.float64)  # type: ignore[no-any-return]
+        from mlxrun.data.text import as_float32
+
+        return as_float32(values)
     return values.copy()  # type: ignore[no-any-return]

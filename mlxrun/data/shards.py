@@ -140,7 +140,12 @@ class MappedFile:
         mapped, skip = self.map(offset - 1, 1)
         if mapped[skip] in SEPARATORS:
             return offset
-        return self._scan(offset, total, _first_separator)
+        end = self._scan(offset, total, _token_end)
+        if end < total:
+            mapped, skip = self.map(end, 1)
+            if mapped[skip] == ord("#"):  # the token ends where a comment begins
+                return self._scan(end, total, _past_newline)
+        return end
 
     def _in_comment(self, offset: int, first: int) -> bool:
         """Whether a `#` precedes byte `offset` on its line: read backwards a window at a
@@ -190,9 +195,9 @@ def _past_newline(buf: mmap.mmap, lo: int, hi: int) -> int:
     return at + 1 if at >= 0 else -1
 
 
-def _first_separator(buf: mmap.mmap, lo: int, hi: int) -> int:
-    """The index of the first separator in buf[lo:hi], or -1."""
-    found = [at for c in SEPARATORS if (at := buf.find(bytes([c]), lo, hi)) >= 0]
+def _token_end(buf: mmap.mmap, lo: int, hi: int) -> int:
+    """The index of the first separator or `#` in buf[lo:hi], or -1."""
+    found = [at for c in SEPARATORS + b"#" if (at := buf.find(bytes([c]), lo, hi)) >= 0]
     return min(found, default=-1)
 
 
@@ -251,9 +256,9 @@ def text_range(
 
     An edge at byte b stays where it is if a separator precedes it, and moves past the
     token it cuts otherwise, so every token is read by exactly one rank. An edge inside a
-    comment (a `#` earlier on its line) moves to the next line, as a rank starting there
-    could not tell the comment from numbers. So a file that is one long line of numbers is
-    split as evenly as one of many lines."""
+    comment (a `#` earlier on its line), or in a token a comment ends (`5#...`), moves to
+    the next line, as a rank starting there could not tell the comment from numbers. So a
+    file that is one long line of numbers is split as evenly as one of many lines."""
     total = path.stat().st_size if size is None else size
     lo, hi = span(total - skip, rank, np_)
     with MappedFile(path, total, "shorter than when the job started (changed while read?)") as f:

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlxrun import native
-from mlxrun.data.locate import COMMENT, beyond_int64, int_overflow, not_a_number
+from mlxrun.data.locate import (
+    COMMENT,
+    INTEGER,
+    bad_token,
+    beyond_int64,
+    int_overflow,
+    not_a_number,
+)
 from mlxrun.data.model import Data
 from mlxrun.data.shards import (
     Shard,
@@ -25,7 +32,7 @@ from mlxrun.data.shards import (
 if TYPE_CHECKING:
     import numpy as np
 
-_INT_BYTES = b"0123456789+- \t\r\n,"
+_INT_BYTES = b"0123456789+- \t\r\n\v\f,"  # digits, signs and the separators
 
 
 def can_sum_text(data: Data) -> bool:
@@ -87,11 +94,29 @@ def parse_text(chunk: bytes | memoryview, dtype: str) -> np.ndarray:
         chunk = COMMENT.sub(b"", chunk)
     all_int = not chunk.translate(None, _INT_BYTES)
     tokens = chunk.replace(b",", b" ").split()
-    if dtype == "auto" and not all_int and any(beyond_int64(t) for t in tokens if len(t) > 18):
-        # As the C parser decides: read as a float here, the same integer would be an
-        # error in a chunk without floats, and the answer would depend on the chunking.
-        raise OverflowError("integer beyond int64")
-    return parse_tokens(tokens, dtype, all_int)
+    try:
+        if b"_" in chunk or b"\0" in chunk:
+            # numpy reads 1_000 as float() does, and drops a token's trailing NULs.
+            raise ValueError("not a number")
+        if dtype == "auto" and not all_int and any(beyond_int64(t) for t in tokens if len(t) > 18):
+            # As the C parser decides: read as a float here, the same integer would be an
+            # error in a chunk without floats, and the answer would depend on the chunking.
+            raise OverflowError("integer beyond int64")
+        return parse_tokens(tokens, dtype, all_int)
+    except (ValueError, OverflowError) as e:
+        raise _first_error(tokens, dtype) or e from None
+
+
+def _first_error(tokens: list[bytes], dtype: str) -> Exception | None:
+    """The error of the first bad token, as the C parser meets them (in order), so that
+    both name the same token: not a number (or not an integer for int64), or an integer
+    beyond int64."""
+    for token in tokens:
+        if bad_token([token], dtype) is not None:
+            return ValueError("not a number")
+        if dtype in ("auto", "int64") and len(token) > 18 and beyond_int64(token):
+            return OverflowError("integer beyond int64")
+    return None
 
 
 def parse_tokens(tokens: list[bytes], dtype: str, all_int: bool) -> np.ndarray:
@@ -104,10 +129,24 @@ def parse_tokens(tokens: list[bytes], dtype: str, all_int: bool) -> np.ndarray:
             return raw.astype(np.int64)
         except OverflowError:
             raise OverflowError("integer beyond int64") from None
-    values = raw.astype(np.float64)
+        except ValueError:
+            # numpy reads them by int(), which refuses more than 4300 digits, zeros too.
+            short = [_without_leading_zeros(t) for t in tokens]
+            if short == tokens:
+                raise
+            return parse_tokens(short, dtype, all_int)
+    with np.errstate(over="ignore"):  # inf, as float() reads 2e400, without a warning
+        values = raw.astype(np.float64)
     if dtype == "float32":
-        values = values.astype(np.float32).astype(np.float64)
+        values = as_float32(values)
     return values
+
+
+def _without_leading_zeros(token: bytes) -> bytes:
+    if len(token) <= 19 or INTEGER.fullmatch(token) is None:
+        return token
+    digits = token.lstrip(b"+-").lstrip(b"0") or b"0"
+    return b"-" + digits if token.startswith(b"-") else digits
 
 
 class _Buffers:
@@ -129,13 +168,14 @@ class _Buffers:
 
 def _parse_in_c(chunk: bytes | memoryview, dtype: str) -> np.ndarray | None:
     """The C parser's answer; None where the numpy path must decide (big ints as floats)."""
-    import numpy as np
 
     floats, ints = _Buffers.fit(len(chunk))
     count, all_int, error, _where = native.ext.parse(chunk, floats, ints)
     if error == 1:
         raise ValueError("not a number")
     if error == 2:
+        if dtype == "int64" and not all_int:  # a float before the integer: the first error
+            raise ValueError("not an integer")
         if dtype in ("auto", "int64"):
             raise OverflowError("integer beyond int64")
         return None
@@ -144,4 +184,12 @@ def _parse_in_c(chunk: bytes | memoryview, dtype: str) -> np.ndarray | None:
     if all_int and dtype in ("auto", "int64"):
         return ints[:count].copy()
     values = floats[:count]
-    return values.astype(np.float32).astype(np.float64) if dtype == "float32" else values.copy()
+    return as_float32(values) if dtype == "float32" else values.copy()
+
+
+def as_float32(values: np.ndarray) -> np.ndarray:
+    """float64 values rounded to float32 (as float64s): inf beyond its range, no warning."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32).astype(np.float64)

@@ -274,7 +274,7 @@ const unsigned char *native_number(const unsigned char *p, const unsigned char *
         }
     }
     if (digits == 0) return NULL;
-    int exponent = 0;
+    int exponent = 0, huge_exponent = 0;
     if (p < end && (*p == 'e' || *p == 'E')) {
         const unsigned char *e = p + 1;
         int eneg = 0;
@@ -284,7 +284,11 @@ const unsigned char *native_number(const unsigned char *p, const unsigned char *
         }
         if (e == end || *e < '0' || *e > '9') return NULL;
         for (; e < end && *e >= '0' && *e <= '9'; e++) {
-            if (exponent < 100000) exponent = exponent * 10 + (*e - '0');
+            if (exponent < 100000) {
+                exponent = exponent * 10 + (*e - '0');
+            } else {
+                huge_exponent = 1; /* as many leading zeros could make up for it: strtod */
+            }
         }
         exponent = eneg ? -exponent : exponent;
         p = e;
@@ -302,7 +306,9 @@ const unsigned char *native_number(const unsigned char *p, const unsigned char *
         return p;
     }
     *is_int = 0;
-    if (dropped || !fast_double(w, q + exponent, negative, f)) *f = slow_double(start, p);
+    if (dropped || huge_exponent || !fast_double(w, q + exponent, negative, f)) {
+        *f = slow_double(start, p);
+    }
     return p;
 }
 

@@ -32,7 +32,10 @@ exponents are scaled down by 2**-128 first so the totals cannot overflow.) The a
 bin totals are then converted exactly to integers and added into the Python int S. Int64 data
 is summed exactly on its own (32-bit halves, int64 totals) into a second Python int, together
 with the exact sum of squares, which makes the variance of integer data exact; the final sum
-is S / 2**1074 + the int sum, computed exactly.
+is S / 2**1074 + the int sum, computed exactly. Where any float was seen, the int sum is
+first corrected by what each integer changes as a float64 (an exact integer too), so that
+every integer counts as its float64 whichever chunk or rank held it: a chunk of text with
+floats reads its integers as float64s, and the answer must not depend on the chunking.
 
 Cross-rank sums travel as fixed-length vectors of 32-bit limbs held in int64: a signed total T
 is encoded as the base-2**32 digits of T mod 2**(32 L) (two's complement over 32 L bits). The
@@ -77,17 +80,20 @@ SCALE = 1074  # every finite float64 is an integer multiple of 2**-SCALE
 
 # Limb counts. Float sums: |x| < 2**1024, scaled by 2**1074, times 2**60 values -> 2**2158.
 # Int sums: 2**63 * 2**60 -> 2**123. Int sums of squares: 2**126 * 2**60 -> 2**186.
+# Int roundings (to float64): 2**9 * 2**60 -> 2**69.
 _LIMB_BITS = 32
 _LIMBS_FLOAT_SUM = 68  # 2176 bits
 _LIMBS_INT_SUM = 4  # 128 bits
 _LIMBS_INT_SQUARES = 6  # 192 bits
+_LIMBS_INT_ROUNDING = 3  # 96 bits
 
 # Layout of the all_sum vector (int64).
 _S_NAN, _S_POSINF, _S_NEGINF, _S_SAW_FLOAT, _S_COUNT_INT = range(5)
 _S_FLOAT_SUM = 5
 _S_INT_SUM = _S_FLOAT_SUM + _LIMBS_FLOAT_SUM
 _S_INT_SQUARES = _S_INT_SUM + _LIMBS_INT_SUM
-SUMMED_LEN = _S_INT_SQUARES + _LIMBS_INT_SQUARES
+_S_INT_ROUNDING = _S_INT_SQUARES + _LIMBS_INT_SQUARES
+SUMMED_LEN = _S_INT_ROUNDING + _LIMBS_INT_ROUNDING
 
 # Layout of the all_gather int64 vector (one row per rank). Kinds: 0 none, 1 int, 2 float.
 (
@@ -173,12 +179,20 @@ def scaled_int(n: int) -> int:
 
 
 def partial_of_sums(
-    count: int, all_int: bool, specials: tuple[int, int, int], int_sum: int, scaled_sum: int
+    count: int,
+    all_int: bool,
+    specials: tuple[int, int, int],
+    int_sum: int,
+    scaled_sum: int,
+    int_rounding: int = 0,
 ) -> Partial:
     """The state of a chunk that was only summed: enough for count, sum and mean. As with
-    parsed chunks, integers stay exact in a chunk of integers and are floats in any other."""
+    parsed chunks, integers stay exact in a chunk of integers and are floats in any other;
+    `int_rounding` is what a chunk of integers changes by as float64s (see Partial)."""
     if all_int:
-        return Partial(count=count, int_count=count, int_sum=int_sum, needs=SUM_OPS)
+        return Partial(
+            count=count, int_count=count, int_sum=int_sum, int_rounding=int_rounding, needs=SUM_OPS
+        )
     nan, posinf, neginf = specials
     return Partial(
         count=count,
@@ -253,7 +267,8 @@ class Partial:
     - NaN propagates: if any NaN is present, min and max are nan and argmin/argmax are the
       index of the first NaN. The fields `low`/`high` ignore NaN (the histogram range uses them).
     - Integers are exact: sum is a Python int when no float was seen, min/max are ints, and
-      the variance of pure int data is the correctly rounded exact value.
+      the variance of pure int data is the correctly rounded exact value. Once a float was
+      seen, sum, mean, min and max count each integer as its float64.
     - var/std of floats: per-chunk corrected two-pass about the correctly rounded chunk mean,
       merged with Chan's formula whose mean difference is exact; nan if any NaN or inf is
       present. The sum of squared deviations is a 53-bit mantissa with an unbounded exponent
@@ -280,6 +295,10 @@ class Partial:
     int_count: int = 0
     int_sum: int = 0  # exact
     int_squares: int = 0  # exact
+    # What the integers change by as float64s (each correctly rounded), exact: where any
+    # float was seen, sum and mean count every integer as its float64, whichever chunk or
+    # rank held it, as a chunk with floats and integers reads them.
+    int_rounding: int = 0
     low: Extreme | None = None
     high: Extreme | None = None
     prod: float = 1.0
@@ -312,6 +331,7 @@ class Partial:
         self.int_count += other.int_count
         self.int_sum += other.int_sum
         self.int_squares += other.int_squares
+        self.int_rounding += other.int_rounding
         self.prod *= other.prod  # Python floats follow IEEE here: inf, 0.0 or nan, no error
 
     def encode(self) -> Encoded:
@@ -325,7 +345,8 @@ class Partial:
         summed[_S_COUNT_INT] = self.int_count
         summed[_S_FLOAT_SUM:_S_INT_SUM] = _to_limbs(self.float_sum, _LIMBS_FLOAT_SUM)
         summed[_S_INT_SUM:_S_INT_SQUARES] = _to_limbs(self.int_sum, _LIMBS_INT_SUM)
-        summed[_S_INT_SQUARES:] = _to_limbs(self.int_squares, _LIMBS_INT_SQUARES)
+        summed[_S_INT_SQUARES:_S_INT_ROUNDING] = _to_limbs(self.int_squares, _LIMBS_INT_SQUARES)
+        summed[_S_INT_ROUNDING:] = _to_limbs(self.int_rounding, _LIMBS_INT_ROUNDING)
 
         ints = [0] * GATHERED_INTS_LEN
         floats = [0.0] * GATHERED_FLOATS_LEN
@@ -430,7 +451,8 @@ def combine(
     total.int_count = sums[_S_COUNT_INT]
     total.float_sum = _from_limbs(sums[_S_FLOAT_SUM:_S_INT_SUM])
     total.int_sum = _from_limbs(sums[_S_INT_SUM:_S_INT_SQUARES])
-    total.int_squares = _from_limbs(sums[_S_INT_SQUARES:])
+    total.int_squares = _from_limbs(sums[_S_INT_SQUARES:_S_INT_ROUNDING])
+    total.int_rounding = _from_limbs(sums[_S_INT_ROUNDING:])
     return total
 
 
@@ -512,7 +534,8 @@ def _special_float(state: Partial) -> float | None:
 
 
 def _exact_scaled_sum(state: Partial) -> int:
-    return state.float_sum + (state.int_sum << SCALE)
+    ints = state.int_sum + state.int_rounding if state.saw_float else state.int_sum
+    return state.float_sum + (ints << SCALE)
 
 
 def _sum(state: Partial) -> Number:

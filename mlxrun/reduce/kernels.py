@@ -82,6 +82,8 @@ def _add_ints(state: Partial, x: IntArray) -> None:
         return
     state.count = state.int_count = n
     state.int_sum, state.int_squares = _int_sums(x, squares_too=bool(state.needs & MOMENT_OPS))
+    if state.needs & {"sum", "mean"}:
+        state.int_rounding = _int_rounding(x)
     if state.needs & EXTREME_OPS:
         _extremes_of(state, x, None)
     if "prod" in state.needs:
@@ -164,6 +166,18 @@ def _int_sums(x: IntArray, squares_too: bool = True) -> tuple[int, int]:
         if squares_too:
             squares += _int_squares_block(block)
     return total, squares
+
+
+def _int_rounding(x: IntArray) -> int:
+    """What the values change by as float64s, each correctly rounded (see Partial)."""
+    big = x[(x > 2**53) | (x < -(2**53))]
+    if len(big) == 0:
+        return 0
+    # big = high + low with high a multiple of 2**12, exact as a float64, and 0 <= low < 2**12:
+    # float64(big) - high is exact (Sterbenz), and the rounding is that less low.
+    high = big & ~np.int64(0xFFF)
+    rounded = big.astype(np.float64) - high.astype(np.float64)
+    return int(np.sum(rounded.astype(np.int64) - (big & 0xFFF)))
 
 
 def _int_squares_block(x: IntArray) -> int:

@@ -202,7 +202,7 @@ def partial_of(s: Sums) -> algebra.Partial:
     if not s.all_int:
         scaled = algebra.fold_bins(s.high, s.low) + algebra.scaled_int(s.int_sum + s.rounding)
     specials = (s.nan, s.posinf, s.neginf)
-    return algebra.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled)
+    return algebra.partial_of_sums(s.n, s.all_int, specials, s.int_sum, scaled, s.rounding)
 
 
 def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> float:
