@@ -2,7 +2,8 @@
 exec (every line whole and labelled) against the same ranks writing to /dev/null.
 
 Cases, run alternately `--repeat` times (medians):
-- ranks started directly (the environment mlx.launch gives them), stdout /dev/null;
+- ranks started directly (the environment mlx.launch gives them), stdout /dev/null,
+  block-buffered (Python's default there) and unbuffered (as mlxrun runs them);
 - mlx.launch -n 4, its stdout /dev/null (it splices lines of different ranks);
 - mlxrun exec --np 4, its stdout /dev/null;
 - mlxrun exec --np 4 into a file, whose lines are then checked: all there, whole,
@@ -34,8 +35,10 @@ RANK = str(HERE / "rank_lines.py")
 NP = 4
 
 
-def direct(lines: int) -> None:
-    """The ranks started by hand, as mlx.launch would start them, stdout to /dev/null."""
+def direct(lines: int, unbuffered: bool = False) -> None:
+    """The ranks started by hand, as mlx.launch would start them, stdout to /dev/null;
+    `unbuffered`: as mlxrun starts them (PYTHONUNBUFFERED=1: each line is written when
+    printed, so that it shows as it happens)."""
     from benchmarks.launcher import free_port_pair
 
     port = free_port_pair()
@@ -44,7 +47,12 @@ def direct(lines: int) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, RANK, str(lines)],
-            env={**os.environ, "MLX_RANK": str(r), "MLX_HOSTFILE": f.name},
+            env={
+                **os.environ,
+                "MLX_RANK": str(r),
+                "MLX_HOSTFILE": f.name,
+                **({"PYTHONUNBUFFERED": "1"} if unbuffered else {}),
+            },
             stdout=subprocess.DEVNULL,
         )
         for r in range(NP)
@@ -111,6 +119,11 @@ def main() -> None:
             start = time.perf_counter()
             direct(args.lines)
             times.setdefault("ranks to /dev/null", []).append(time.perf_counter() - start)
+            start = time.perf_counter()
+            direct(args.lines, unbuffered=True)
+            times.setdefault("ranks to /dev/null, unbuffered", []).append(
+                time.perf_counter() - start
+            )
             for name, argv, sink in (
                 ("mlx.launch -n 4 > /dev/null", launch, "null"),
                 ("mlxrun exec --np 4 > /dev/null", mlxrun, "null"),

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from typing import IO, Any, Union
 
 from mlxrun.rank.protocol import (
@@ -44,6 +45,9 @@ from mlxrun.rank.protocol import (
     stamped,
 )
 
+COALESCE_SECONDS = 0.002  # how long whole lines may wait for more (Relay)
+HOLD_BYTES = 256 * 1024  # ... or how many of them
+TRICKLE_BYTES, TRICKLE_SECONDS = 4096, 0.001  # a read this small: wait this long for more
 STRAGGLER_SECONDS = 1.0  # the longest to keep reading after the child exited
 DRAIN_TICK_SECONDS = 0.05  # after it exited: a pipe quiet this long has nothing more
 TICK_SECONDS = 0.2
@@ -60,18 +64,33 @@ def clock() -> float:
 
 class Relay:
     """Cuts one of the child's streams into whole lines and sends them as frames; output
-    frames carry the time their bytes were read."""
+    frames carry the time their first bytes were read.
+
+    Whole lines are held up to COALESCE_SECONDS (or HOLD_BYTES) before they go, so that a
+    rank printing line after line (unbuffered, one write per line) sends frames of
+    thousands of lines rather than one each: with a frame per line, 4 ranks x 1 M lines
+    took 3.2x as long as the ranks writing to /dev/null. A line thus shows at most that
+    late, and its time stamp is its frame's first line's."""
 
     def __init__(
-        self, sock: socket.socket, kind: Kind, stamp: bool = True, max_line: int = MAX_LINE
+        self,
+        sock: socket.socket,
+        kind: Kind,
+        stamp: bool = True,
+        max_line: int = MAX_LINE,
+        coalesce: bool = True,
     ) -> None:
         self.sock = sock
         self.kind = kind
         self.stamp = stamp
         self.max_line = max_line  # a longer line is relayed in pieces, not held without bound
+        self.coalesce = coalesce
         self.pending: list[bytes] = []  # read, not sent: the start of a line
         self.size = 0  # their bytes
         self.read_at = 0.0  # when the pending bytes were read
+        self.held: list[bytes] = []  # whole lines, not sent yet
+        self.held_size = 0
+        self.held_at = 0.0  # when the first of them was read
 
     def feed(self, data: bytes) -> None:
         # Pieces are joined only when a line ends: re-joining the pending bytes on every
@@ -88,14 +107,34 @@ class Relay:
             if self.size >= self.max_line:
                 self.close()
             return
-        self._send(b"".join([*self.pending, data[: nl + 1]]), self.read_at)
+        self._hold(b"".join([*self.pending, data[: nl + 1]]), self.read_at)
         rest = data[nl + 1 :]
         self.pending, self.size, self.read_at = ([rest], len(rest), now) if rest else ([], 0, now)
 
+    def due(self) -> float | None:
+        """When the held lines must go (the stamp clock), or None if none are held."""
+        return self.held_at + COALESCE_SECONDS if self.held else None
+
+    def flush(self) -> None:
+        if self.held:
+            self._send(b"".join(self.held), self.held_at)
+            self.held, self.held_size = [], 0
+
     def close(self) -> None:
+        self.flush()
         if self.pending:
             self._send(b"".join(self.pending), self.read_at)
             self.pending, self.size = [], 0
+
+    def _hold(self, lines: bytes, at: float) -> None:
+        if self.held_size + len(lines) > self.max_line:
+            self.flush()  # a frame stays within what mlxrun takes (rank.protocol)
+        if not self.held:
+            self.held_at = at
+        self.held.append(lines)
+        self.held_size += len(lines)
+        if not self.coalesce or self.held_size >= HOLD_BYTES:
+            self.flush()
 
     def _send(self, lines: bytes, at: float) -> None:
         self.sock.sendall(encode(self.kind, stamped(at, lines) if self.stamp else lines))
@@ -293,6 +332,13 @@ class Requests:
         self.next_beat = time.monotonic() + self.every
 
 
+def flush_in_order(relays: Iterable[Relay]) -> None:
+    """Sends what every relay holds, the earliest read first: stdout and stderr lines keep
+    the order in which they were read."""
+    for r in sorted((r for r in relays if r.held), key=lambda r: r.held_at):
+        r.flush()
+
+
 def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
     """Relays until the child's streams close; False if mlxrun went away."""
     assert child.stdout is not None and child.stderr is not None
@@ -306,7 +352,9 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
     sel.register(result_r, selectors.EVENT_READ)
     sel.register(sock, selectors.EVENT_READ)
     # A record is one line, sent whole: one cut in two would be two lines of bad JSON.
-    results = Relay(sock, Kind.RESULT, stamp=False, max_line=MAX_RESULT - READ_CHUNK)
+    results = Relay(
+        sock, Kind.RESULT, stamp=False, max_line=MAX_RESULT - READ_CHUNK, coalesce=False
+    )
     requests = Requests(sock, child)
     exited_at: float | None = None
     while len(sel.get_map()) > 1:
@@ -315,9 +363,16 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
         if exited_at is not None and time.monotonic() - exited_at > STRAGGLER_SECONDS:
             break  # a grandchild holds the pipes open; the child is what we report on
         requests.beat()
-        events = sel.select(timeout=TICK_SECONDS if exited_at is None else DRAIN_TICK_SECONDS)
+        timeout = TICK_SECONDS if exited_at is None else DRAIN_TICK_SECONDS
+        due = [d for d in (r.due() for r in relays.values()) if d is not None]
+        if due:
+            timeout = max(0.0, min(timeout, min(due) - clock()))
+        events = sel.select(timeout=timeout)
+        if not events or any(d <= clock() for d in due):
+            flush_in_order(relays.values())
         if exited_at is not None and not events:
             break  # the child is gone and its pipes are quiet: what holds them is not ours
+        read = 0
         for key, _ in events:
             if key.fileobj is sock:
                 if not requests.on_readable():
@@ -325,12 +380,18 @@ def relay(sock: socket.socket, child: Child, result_r: int) -> bool:
                 continue
             fd = int(key.fd)
             data = os.read(fd, READ_CHUNK)
+            read += len(data)
             if not data:
                 sel.unregister(fd)
             elif fd == result_r:
                 results.feed(data)  # progress records must arrive while the rank works
             else:
                 relays[fd].feed(data)
+        if 0 < read < TRICKLE_BYTES and exited_at is None:
+            # A trickle (a write per line): let the pipe fill a moment rather than wake
+            # for every line, which cost the rank a context switch each.
+            time.sleep(TRICKLE_SECONDS)
+    flush_in_order(relays.values())
     for r in (*relays.values(), results):
         r.close()
     return True
