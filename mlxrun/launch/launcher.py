@@ -117,6 +117,8 @@ class Launch:
             # (rank.mlx_launch).
             passed = sorted((k, v) for k, v in self._agent_env.items() if k != TOKEN_ENV)
             launch += [f"--env={k}={v}" for k, v in passed]
+            if self.spec.backend == "mpi":  # `mpirun -x NAME` sends NAME from its environment
+                launch += [f"--env={TOKEN_ENV}"]
             launch += ["--env=PYTHONUNBUFFERED=1"]
         return [*launch, "--", *agent]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -54,16 +55,18 @@ def _numbers(path: Path, count: int) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["ring", "mpi"])
 @pytest.mark.parametrize("n", [2, 4])
 def test_sum_across_hosts_is_exactly_the_local_sum(
-    hosts: Hosts, mlxrun: object, tmp_path: Path, n: int
+    hosts: Hosts, mlxrun: object, tmp_path: Path, n: int, backend: str
 ) -> None:
     # The file is under the test's tmp folder, which every host sees (only DATA_PATH differs).
     data = _numbers(tmp_path / "numbers.txt", 5000)
     local = mlxrun("stats", "--np", str(n), "--json", str(data))  # type: ignore[operator]
     assert local.returncode == 0, local.stderr
+    hostfile = str(hosts.hostfile(n))
     run = mlxrun(  # type: ignore[operator]
-        "stats", "--hostfile", str(hosts.hostfile(n)), "--json", str(data), env=hosts.env
+        "stats", "--hostfile", hostfile, "--backend", backend, "--json", str(data), env=hosts.env
     )
     assert run.returncode == 0, run.stderr
     here, there = json.loads(local.stdout), json.loads(run.stdout)
@@ -137,15 +140,16 @@ def test_a_stall_report_shows_a_remote_ranks_stack(hosts: Hosts, mlxrun: object)
 
 
 def _tokens_of_agents() -> dict[int, bytes]:
-    """The token in each remote rank agent's environment, by pid, on every host (a remote
-    rank has a temp folder of its own: other jobs' local agents are left out)."""
+    """The token in each remote rank agent's environment, by pid (a remote host's
+    processes are in a PID namespace of their own: other jobs' local agents are left out)."""
+    here = os.readlink("/proc/self/ns/pid")
     found = {}
     for p in procfs.processes():
-        if (
-            "mlxrun.rank.agent" in p.cmdline
-            and "mlxrun.rank.mlx_launch" not in p.cmdline
-            and b"MLXRUN_REMOTE_TMPDIR=" in p.environ
-        ):
+        try:
+            remote = os.readlink(f"/proc/{p.pid}/ns/pid") != here
+        except OSError:
+            continue
+        if remote and "mlxrun.rank.agent" in p.cmdline and "mlx_launch" not in p.cmdline:
             for entry in p.environ.split(b"\0"):
                 if entry.startswith(b"MLXRUN_TOKEN="):
                     found[p.pid] = entry.split(b"=", 1)[1]
@@ -153,7 +157,10 @@ def _tokens_of_agents() -> dict[int, bytes]:
 
 
 @pytest.mark.slow
-def test_the_token_is_on_no_command_line_of_any_host(hosts: Hosts, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["ring", "mpi"])
+def test_the_token_is_on_no_command_line_of_any_host(
+    hosts: Hosts, tmp_path: Path, backend: str
+) -> None:
     # The hosts' PID namespaces nest in this one, so every host's processes are visible
     # here: the agents' environments give the token, and every command line is searched.
     job, _ = start(
@@ -161,6 +168,8 @@ def test_the_token_is_on_no_command_line_of_any_host(hosts: Hosts, tmp_path: Pat
         "exec",
         "--hostfile",
         str(hosts.hostfile(2)),
+        "--backend",
+        backend,
         "--",
         "python",
         script("sleepy.py"),
