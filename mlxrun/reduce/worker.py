@@ -236,6 +236,19 @@ def histogram(
     return algebra.Histogram(coll.all_sum(counts), kernels.histogram_edges(lo, hi, plan.bins))
 
 
+ERROR_BYTES = 4096  # of a data error's text, shared by every rank
+
+
+def first_error(coll: Collectives, error: str | None) -> str:
+    """The lowest failing rank's error, known to every rank (one all_gather of its bytes),
+    so that each reports it: the first rank to exit may be one that read nothing wrong,
+    and mlxrun must not hear its exit before the error (seen on jobs across hosts)."""
+    raw = (error or "").encode()[:ERROR_BYTES]
+    rows = coll.all_gather([len(raw), *raw, *[0] * (ERROR_BYTES - len(raw))])
+    size, *text = next(row for row in rows if row[0] > 0)
+    return bytes(text[:size]).decode(errors="replace")
+
+
 def run(plan: Plan, reporter: Reporter) -> int:
     group = join_group(plan)
     coll = Collectives(group)
@@ -253,8 +266,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
     # The same all_sum totals the values skipped as missing.
     failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])
     if failed:
-        if error is not None:
-            reporter.send({"error": error})
+        reporter.send({"error": first_error(coll, error)})
         return 2
     assert mine is not None
     part = mine.part

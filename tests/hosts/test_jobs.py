@@ -250,6 +250,6 @@ def test_per_host_files_are_combined(hosts: Hosts, mlxrun, tmp_path: Path) -> No
     # A host without the file fails the job, naming the host and the path.
     (hosts.node("node2").data / "own.txt").unlink()
     run = mlxrun(*args, str(DATA_PATH / "own.txt"), env=hosts.env)
-    assert run.returncode == 2
+    assert run.returncode == 2, run.stderr
     assert run.stderr.strip().endswith(f"Error: {DATA_PATH}/own.txt: no such file (on node2)")
     assert hosts.leftovers() == {}
