@@ -49,6 +49,7 @@ class Options:
     hostfile: Path | None = None
     quick: bool = False
     port: int | None = None  # a ring port block to check; None: mlx.launch's default
+    python: str | None = None  # the hosts' interpreter, where not at this one's path
 
 
 # -- platform -----------------------------------------------------------------------
@@ -408,10 +409,11 @@ def hostfile_checks(opts: Options, backend: str) -> tuple[list[Check], Hostfile 
             Check("ssh", FAIL, "no ssh client", "install OpenSSH: apt-get install openssh-client")
         )
         return rows, None
-    local = _remote_python_line()
+    python = opts.python or sys.executable
+    local = _remote_python_line(python)
     reachable = True
     for host in dict.fromkeys(h.ssh for h in remote):
-        row = _ssh_host(host, local)
+        row = _ssh_host(host, local, python)
         reachable = reachable and row.status != FAIL
         rows.append(row)
     if reachable:
@@ -422,8 +424,8 @@ def hostfile_checks(opts: Options, backend: str) -> tuple[list[Check], Hostfile 
     return rows, hostfile if reachable else None
 
 
-def _remote_python_line() -> str:
-    return f"{sys.executable} mlx {version_of('mlx')} mlxrun {__version__}"
+def _remote_python_line(python: str) -> str:
+    return f"{python} mlx {version_of('mlx')} mlxrun {__version__}"
 
 
 # What a host answers: its interpreter and the versions of mlx and mlxrun there ("none":
@@ -439,8 +441,8 @@ _PROBE = (
 )
 
 
-def _ssh_host(host: str, local: str) -> Check:
-    probe = f"{sys.executable} -c {shlex.quote(_PROBE)}"
+def _ssh_host(host: str, local: str, python: str) -> Check:
+    probe = f"{shlex.quote(python)} -c {shlex.quote(_PROBE)}"
     code, out = run(
         [
             "ssh",
@@ -468,7 +470,8 @@ def _ssh_host(host: str, local: str) -> Check:
             f"ssh {host}",
             FAIL,
             f"{host} has {answer} where this machine has {local}",
-            f"install the same Python, mlx and mlxrun on {host} at {sys.executable} "
+            f"install the same Python, mlx and mlxrun on {host} at {python} (or give "
+            "--python PATH) "
             f"(pip install mlx=={version_of('mlx')} mlxrun=={__version__})",
         )
     return Check(
@@ -489,17 +492,23 @@ def _live_or_skip(backend: str, opts: Options, hostfile: Hostfile | None, blocke
         return Check(name, SKIP, "a check above failed")
     if opts.hostfile is not None and hostfile is None:
         return Check(name, SKIP, "the hostfile is not usable")
-    return live_test(backend, opts.np if hostfile is None else len(hostfile.hosts), hostfile)
+    n = opts.np if hostfile is None else len(hostfile.hosts)
+    return live_test(backend, n, hostfile, python=opts.python if hostfile else None)
 
 
 def live_test(
-    backend: str, np_: int, hostfile: Hostfile | None, init_backend: str | None = None
+    backend: str,
+    np_: int,
+    hostfile: Hostfile | None,
+    init_backend: str | None = None,
+    python: str | None = None,
 ) -> Check:
     """Real ranks through mlxrun's launcher; every answer compared with its exact value.
     `init_backend` is what the ranks ask MLX for (default: the backend that launched them)."""
     name = f"live test ({backend})"
-    command = (sys.executable, "-m", "mlxrun.check.probe", str(np_), init_backend or backend)
-    spec = JobSpec(command, np_, backend, hostfile, timeout=LIVE_SECONDS)
+    interpreter = python or sys.executable
+    command = (interpreter, "-m", "mlxrun.check.probe", str(np_), init_backend or backend)
+    spec = JobSpec(command, np_, backend, hostfile, timeout=LIVE_SECONDS, python=python)
     started = time.perf_counter()
     try:
         report = Supervisor(spec, RankOutput(quiet=True)).run()

@@ -102,6 +102,14 @@ ListenIpOption = Annotated[
         "address on the route to the first host; also MLXRUN_CHANNEL_HOST).",
     ),
 ]
+PythonOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--python",
+        help="With --hostfile: the Python (with mlx and mlxrun) on the hosts, where it is "
+        "not at this interpreter's path; `python` in the rank command means it.",
+    ),
+]
 TimeoutOption = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
@@ -155,6 +163,7 @@ def exec_(
     backend: BackendOption = "ring",
     hostfile: HostfileOption = None,
     listen_ip: ListenIpOption = None,
+    python: PythonOption = None,
     timeout: TimeoutOption = None,
     log_dir: Annotated[
         Optional[Path],  # noqa: UP045
@@ -186,7 +195,7 @@ def exec_(
     Example: mlxrun exec --np 4 -- python train.py --lr 0.1
     """
     command_ = resolve_command(command)
-    spec = job_spec(command_, np, backend, hostfile, timeout, stall_timeout, listen_ip)
+    spec = job_spec(command_, np, backend, hostfile, timeout, stall_timeout, listen_ip, python)
     output = RankOutput(
         parse_ranks(ranks, spec.np), labels=not no_label, log_dir=log_dir, timestamps=timestamps
     )
@@ -271,6 +280,7 @@ def run_(
     ] = None,
     hostfile: HostfileOption = None,
     listen_ip: ListenIpOption = None,
+    python: PythonOption = None,
     timeout: TimeoutOption = None,
     stall_timeout: StallOption = None,
     as_json: JsonOption = False,
@@ -282,7 +292,7 @@ def run_(
 
     Example: mlxrun run configs/demo.toml --np 4
     """
-    job = load_spec(spec).override(np, backend, hostfile, timeout, stall_timeout, listen_ip)
+    job = load_spec(spec).override(np, backend, hostfile, timeout, stall_timeout, listen_ip, python)
     reduce_and_show(job, as_json, quiet)
 
 
@@ -303,6 +313,7 @@ def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
         hostfile: HostfileOption = None,
         placement: PlacementOption = "shared",
         listen_ip: ListenIpOption = None,
+        python: PythonOption = None,
         timeout: TimeoutOption = None,
         stall_timeout: StallOption = None,
         as_json: JsonOption = False,
@@ -310,7 +321,11 @@ def add_shortcut(name: str, ops: tuple[str, ...], summary: str) -> None:
         col: str | int | None = int(column) if column is not None and column.isdigit() else column
         spec = spec_for_file(file, ops, col, np, backend, delimiter, missing, placement)
         spec = spec.override(
-            hostfile=hostfile, timeout=timeout, stall_timeout=stall_timeout, listen_ip=listen_ip
+            hostfile=hostfile,
+            timeout=timeout,
+            stall_timeout=stall_timeout,
+            listen_ip=listen_ip,
+            python=python,
         )
         reduce_and_show(spec, as_json)
 
@@ -391,6 +406,7 @@ def check(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print a Markdown table to paste into a bug report.")
     ] = False,
+    python: PythonOption = None,
 ) -> None:
     """Diagnose this setup: can it run distributed MLX jobs, and what to change if not."""
     from mlxrun.check import checks as d
@@ -403,7 +419,7 @@ def check(
     if hostfile is not None and not hostfile.is_file():
         raise UsageError(f"{hostfile}: hostfile not found")
     backends = ("ring", "mpi") if backend == "all" else (backend,)
-    rows = d.run_checks(d.Options(backends, np, hostfile, quick, port))
+    rows = d.run_checks(d.Options(backends, np, hostfile, quick, port, python))
     if as_json:
         print(d.to_json(rows))
     elif markdown:

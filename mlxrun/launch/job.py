@@ -4,6 +4,7 @@ flags here, so that the same flag means the same everywhere."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class JobSpec:
     timeout: float | None = None  # seconds, then every rank is stopped
     stall_timeout: float | None = None  # seconds without output or work: a stall (launch.stall)
     listen_ip: str | None = None  # where remote ranks reach mlxrun (None: the route to them)
+    python: str | None = None  # the interpreter on the hosts, if not at this one's path
 
 
 def check_settings(
@@ -35,8 +37,14 @@ def check_settings(
     timeout: float | None,
     stall_timeout: float | None = None,
     listen_ip: str | None = None,
+    python: str | None = None,
 ) -> None:
     """The flags' values, before anything is read: UsageError names the flag."""
+    if python is not None and not python.startswith("/"):
+        raise UsageError(
+            f'--python: "{python}" is not an absolute path (give where the Python with mlx '
+            "and mlxrun is on the hosts, such as /opt/venv/bin/python)"
+        )
     if listen_ip is not None and not is_ip(listen_ip):
         raise UsageError(
             f'--listen-ip: "{listen_ip}" is not an IP address (use this machine\'s address '
@@ -67,9 +75,12 @@ def job_spec(
     timeout: float | None,
     stall_timeout: float | None = None,
     listen_ip: str | None = None,
+    python: str | None = None,
 ) -> JobSpec:
     """The job to launch. `np` None means one rank per host of the hostfile, else 2."""
-    check_settings(np, backend, timeout, stall_timeout, listen_ip)
+    check_settings(np, backend, timeout, stall_timeout, listen_ip, python)
+    if python is not None and command[:1] == (sys.executable,):
+        command = (python, *command[1:])  # `python` means the hosts' interpreter
     hosts = load_hostfile(hostfile, backend) if hostfile is not None else None
     if backend in backends.NEEDS_RDMA and hosts is None:
         raise UsageError(
@@ -86,4 +97,4 @@ def job_spec(
         why = backends.missing_here(backend)
         if why is not None:
             raise UsageError(f"--backend {backend}: {why}")
-    return JobSpec(command, n, backend, hosts, timeout, stall_timeout, listen_ip)
+    return JobSpec(command, n, backend, hosts, timeout, stall_timeout, listen_ip, python)

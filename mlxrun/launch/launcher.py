@@ -98,9 +98,10 @@ class Launch:
         self._agent_env = agent_env
 
     def argv(self) -> list[str]:
-        agent = [sys.executable, "-m", "mlxrun.rank.agent", "--", *self.spec.command]
         if self.spec.np == 1 and self.spec.hostfile is None:
-            return agent
+            return [sys.executable, "-m", "mlxrun.rank.agent", "--", *self.spec.command]
+        python = self.spec.python or sys.executable  # the hosts' interpreter runs the agent
+        agent = [python, "-m", "mlxrun.rank.agent", "--", *self.spec.command]
         launch = [sys.executable, "-m", "mlxrun.rank.mlx_launch", "--backend", self.spec.backend]
         if self.spec.hostfile is not None:
             path = Path(self.tmpdir) / "hostfile.json"

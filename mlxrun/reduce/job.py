@@ -70,12 +70,19 @@ def run_reduction(
     job = spec.job
     data = checked(spec.data)
     target = job_spec(
-        (), job.np, job.backend, job.hostfile, job.timeout, job.stall_timeout, job.listen_ip
+        (),
+        job.np,
+        job.backend,
+        job.hostfile,
+        job.timeout,
+        job.stall_timeout,
+        job.listen_ip,
+        job.python,
     )
     hostfile = target.hostfile
     hosts = tuple(h.ssh for h in hostfile.hosts) if hostfile and not hostfile.all_local else ()
     plan = Plan(uuid.uuid4().hex, target.np, job.backend, data, spec.ops, spec.bins, hosts)
-    command = (sys.executable, "-m", "mlxrun.reduce.worker", plan.to_json())
+    command = (job.python or sys.executable, "-m", "mlxrun.reduce.worker", plan.to_json())
     started = time.perf_counter()
     report = Supervisor(replace(target, command=command), output, on_record, while_starting).run()
     seconds = time.perf_counter() - started

@@ -43,6 +43,7 @@ class JobSettings:
     timeout: float | None = None
     stall_timeout: float | None = None
     listen_ip: str | None = None  # a command-line flag only: it is this machine's, not the job's
+    python: str | None = None  # a command-line flag only, too
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,10 @@ class Spec:
         timeout: float | None = None,
         stall_timeout: float | None = None,
         listen_ip: str | None = None,
+        python: str | None = None,
     ) -> Spec:
         """Command-line flags win over the file."""
-        check_settings(np, backend, timeout, stall_timeout, listen_ip)
+        check_settings(np, backend, timeout, stall_timeout, listen_ip, python)
         job = self.job
         if np is not None:
             job = replace(job, np=np)
@@ -76,6 +78,8 @@ class Spec:
             job = replace(job, stall_timeout=stall_timeout)
         if listen_ip is not None:
             job = replace(job, listen_ip=listen_ip)
+        if python is not None:
+            job = replace(job, python=python)
         return replace(self, job=job)
 
 

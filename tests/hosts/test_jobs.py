@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlxrun.rank import procfs
-from tests.helpers import script, start
+from tests.helpers import ROOT, script, start
 from tests.hosts.loopback import Hosts
 
 
@@ -252,4 +252,44 @@ def test_per_host_files_are_combined(hosts: Hosts, mlxrun, tmp_path: Path) -> No
     run = mlxrun(*args, str(DATA_PATH / "own.txt"), env=hosts.env)
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().endswith(f"Error: {DATA_PATH}/own.txt: no such file (on node2)")
+    assert hosts.leftovers() == {}
+
+
+@pytest.mark.slow
+def test_python_names_the_hosts_interpreter(hosts: Hosts, mlxrun) -> None:
+    # On the hosts (only there: DATA_PATH is each host's own folder) a venv at another path
+    # that sees this venv's packages; --python says where it is.
+    import site
+    import subprocess
+    import sys
+
+    from tests.hosts.loopback import DATA_PATH
+
+    packages = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
+    for node in ("node1", "node2"):
+        venv = hosts.node(node).data / "venv"
+        if not venv.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+            lib = next((venv / "lib").glob("python3*")) / "site-packages"
+            (lib / "mlxrun-test.pth").write_text("\n".join([*packages, str(ROOT)]) + "\n")
+    there = str(DATA_PATH / "venv" / "bin" / "python")
+    hostfile = str(hosts.hostfile(2))
+    show = ["python", "-c", "import sys, mlx.core; print(sys.executable)"]
+    run = mlxrun("exec", "--hostfile", hostfile, "--python", there, "--", *show, env=hosts.env)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.splitlines()) == [
+        f"[rank 0 @ node1] {there}",
+        f"[rank 1 @ node2] {there}",
+    ]
+    check = mlxrun(
+        "check", "--hostfile", hostfile, "--backend", "ring", "--python", there, "--json",
+        env=hosts.env,
+    )  # fmt: skip
+    rows = {row["name"]: row for row in json.loads(check.stdout)["checks"]}
+    assert rows["ssh node2 (ring)"]["status"] == "ok", rows
+    assert rows["live test (ring)"]["status"] == "ok", rows
+    run = mlxrun("exec", "--hostfile", hostfile, "--python", "venv/bin/python", "--", "true")
+    assert (
+        run.returncode == 2 and '--python: "venv/bin/python" is not an absolute path' in run.stderr
+    )
     assert hosts.leftovers() == {}
