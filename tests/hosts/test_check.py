@@ -82,3 +82,23 @@ def test_an_ip_not_on_its_host_is_named(hosts: Hosts, tmp_path: Path, monkeypatc
     assert [r.status for r in rows] == [OK, FAIL], rows
     assert rows[1].detail.startswith("10.0.0.7 not on any interface of node2 (it has ")
     assert "127.0.0.1" in rows[1].detail and "in " + str(path) in rows[1].fix
+
+
+@pytest.mark.slow
+def test_check_names_a_host_whose_mlx_differs_and_one_without_mpi(hosts: Hosts, mlxrun) -> None:
+    # node2's Python claims another mlx version; neither host's venv has Open MPI's prted.
+    there = hosts.other_python({"node2": "0.1.0"})
+    hostfile = str(hosts.hostfile(2))
+    args = ["check", "--hostfile", hostfile, "--quick", "--python", there, "--json"]
+    rows = _rows(mlxrun(*args, "--backend", "ring", env=hosts.env).stdout)
+    assert rows["ssh node1 (ring)"]["status"] == "ok", rows
+    node2 = rows["ssh node2 (ring)"]
+    assert node2["status"] == "fail" and f"{there} mlx 0.1.0 mlxrun" in node2["detail"], node2
+    assert "pip install mlx==" in node2["fix"]
+    hosts.other_python()  # the real mlx again
+    rows = _rows(mlxrun(*args, "--backend", "mpi", env=hosts.env).stdout)
+    mpi = rows["mpi on node2 (mpi)"]
+    assert mpi["status"] == "fail" and "mpirun cannot start its daemon there" in mpi["detail"]
+    plain = ["check", "--hostfile", hostfile, "--quick", "--backend", "mpi", "--json"]
+    assert _rows(mlxrun(*plain, env=hosts.env).stdout)["mpi on node2 (mpi)"]["status"] == "ok"
+    hosts.other_python()  # the hosts' venvs as the other tests expect them

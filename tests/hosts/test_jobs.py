@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlxrun.rank import procfs
-from tests.helpers import ROOT, script, start
+from tests.helpers import script, start
 from tests.hosts.loopback import Hosts
 
 
@@ -257,22 +257,7 @@ def test_per_host_files_are_combined(hosts: Hosts, mlxrun, tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_python_names_the_hosts_interpreter(hosts: Hosts, mlxrun) -> None:
-    # On the hosts (only there: DATA_PATH is each host's own folder) a venv at another path
-    # that sees this venv's packages; --python says where it is.
-    import site
-    import subprocess
-    import sys
-
-    from tests.hosts.loopback import DATA_PATH
-
-    packages = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
-    for node in ("node1", "node2"):
-        venv = hosts.node(node).data / "venv"
-        if not venv.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-            lib = next((venv / "lib").glob("python3*")) / "site-packages"
-            (lib / "mlxrun-test.pth").write_text("\n".join([*packages, str(ROOT)]) + "\n")
-    there = str(DATA_PATH / "venv" / "bin" / "python")
+    there = hosts.other_python()
     hostfile = str(hosts.hostfile(2))
     show = ["python", "-c", "import sys, mlx.core; print(sys.executable)"]
     run = mlxrun("exec", "--hostfile", hostfile, "--python", there, "--", *show, env=hosts.env)
