@@ -61,8 +61,8 @@ enum { RECORD = 0, PARTIAL = -1 }; /* else an error kind */
  * RECORD, PARTIAL (src ends inside it and is not final), or an error kind with *pp at
  * the fault. *found says whether the record has the field. */
 static int record(const unsigned char **pp, const unsigned char *end, int final,
-                  const unsigned char *cls, unsigned char delim, Py_ssize_t column, Field *out,
-                  int *found) {
+                  const unsigned char *cls, const unsigned char *tail, unsigned char delim,
+                  Py_ssize_t column, Field *out, int *found) {
     const unsigned char *p = *pp;
     *found = 0;
     for (Py_ssize_t field = 0;; field++) {
@@ -115,6 +115,25 @@ static int record(const unsigned char **pp, const unsigned char *end, int final,
             break;
         }
         p++; /* the delimiter */
+        if (*found) {
+            /* Past the wanted field, only the record's end matters: one scan to its LF,
+             * without the fields' bookkeeping. A quote hands its field back to the loop
+             * above, which checks it as RFC 4180 wants (quoted: to its closing quote;
+             * else a stray quote, error 3). */
+            const unsigned char *q = p;
+            while (q < end && !tail[*q]) q++;
+            if (q == end) {
+                if (!final) return PARTIAL;
+                p = q;
+                break;
+            }
+            if (*q == '\n') {
+                p = q + 1;
+                break;
+            }
+            while (q > p && q[-1] != delim) q--; /* the start of the quote's field */
+            p = q;
+        }
     }
     *pp = p;
     return RECORD;
@@ -193,6 +212,9 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
     cls['\n'] = SPECIAL;
     cls['"'] = SPECIAL;
     cls[delim] = DELIMITER;
+    unsigned char tail[256] = {0}; /* what ends the scan past the wanted field */
+    tail['\n'] = 1;
+    tail['"'] = 1;
     const unsigned char *begin = (const unsigned char *)src.buf, *end = begin + src.len;
     const unsigned char *p = begin;
     double *fout = store ? (double *)floats.buf : NULL;
@@ -218,7 +240,7 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
         const unsigned char *rec = p;
         Field fl;
         int found;
-        int r = record(&p, end, final, cls, delim, column, &fl, &found);
+        int r = record(&p, end, final, cls, tail, delim, column, &fl, &found);
         if (r == PARTIAL) {
             p = rec;
             break;
