@@ -22,6 +22,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from mlxrun.rank.group import init_name
+
 KNOWN = ("ring", "mpi", "nccl", "jaccl", "jaccl-ring")
 NEEDS_RDMA = ("jaccl", "jaccl-ring")
 _DISPATCH = re.compile(r'args\.backend == "([a-z][a-z0-9-]*)"')
@@ -71,9 +73,3 @@ def missing_here(backend: str) -> str | None:
     if mx.distributed.is_available(backend=init_name(backend)):
         return None
     return f"this machine's MLX cannot run {backend} ranks: it needs {NEEDS[backend]}"
-
-
-def init_name(backend: str) -> str:
-    """The name mx.distributed.init knows the backend by (jaccl-ring is MLX's jaccl with
-    MLX_JACCL_RING=1 set)."""
-    return "jaccl" if backend == "jaccl-ring" else backend

@@ -10,8 +10,7 @@ from mlxrun.rank.ring import wait_for_ring_start
 
 
 def init_name(backend: str) -> str:
-    """mlx.launch's jaccl-ring is MLX's jaccl backend (with MLX_JACCL_RING=1 set).
-    (launch.backends keeps its own copy: rank-side code imports only mlxrun.rank.)"""
+    """mlx.launch's jaccl-ring is MLX's jaccl backend (with MLX_JACCL_RING=1 set)."""
     return "jaccl" if backend == "jaccl-ring" else backend
 
 
