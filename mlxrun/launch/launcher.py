@@ -80,9 +80,6 @@ def ports_needed(spec: JobSpec) -> list[str | None]:
     return [None if first is None or first.is_local else first.ips[0]]
 
 
-PORT_FLAG = {"ring": "--starting-port", "jaccl": "--starting-port", "jaccl-ring": "--starting-port"}
-
-
 class Launch:
     """One running job: the launcher process (or the single rank) and its resources.
 
@@ -98,10 +95,12 @@ class Launch:
         self._agent_env = agent_env
 
     def argv(self) -> list[str]:
-        if self.spec.np == 1 and self.spec.hostfile is None:
-            return [sys.executable, "-m", "mlxrun.rank.agent", "--", *self.spec.command]
-        python = self.spec.python or sys.executable  # the hosts' interpreter runs the agent
+        alone = self.spec.np == 1 and self.spec.hostfile is None
+        # Ranks on the hosts run the agent with the hosts' interpreter (--python).
+        python = self.spec.python if self.spec.python and not alone else sys.executable
         agent = [python, "-m", "mlxrun.rank.agent", "--", *self.spec.command]
+        if alone:
+            return agent
         launch = [sys.executable, "-m", "mlxrun.rank.mlx_launch", "--backend", self.spec.backend]
         if self.spec.hostfile is not None:
             path = Path(self.tmpdir) / "hostfile.json"
@@ -112,7 +111,8 @@ class Launch:
         if self.spec.backend == "mpi":
             launch += _mpi_args(self.spec.np)
         elif self.ports is not None:  # mlx.launch's fixed defaults would make two jobs clash
-            launch += [PORT_FLAG.get(self.spec.backend, "--nccl-port"), str(self.ports.start)]
+            flag = "--nccl-port" if self.spec.backend == "nccl" else "--starting-port"
+            launch += [flag, str(self.ports.start)]
         if self.spec.hostfile is not None and not self.spec.hostfile.all_local:
             # Remote ranks see only what is passed explicitly; the token goes privately
             # (rank.mlx_launch).
