@@ -80,13 +80,17 @@ PARSERS = ["c", "numpy"] if native.ext is not None else ["numpy"]
 
 @contextmanager
 def parser(name: str) -> Iterator[None]:
-    """Numbers are parsed in C when the extension is built, else by numpy: both must agree."""
+    """Numbers are parsed in C when the extension is built, else by numpy: both must agree.
+    "c-scalar" is the C extension with its portable field scanner instead of SIMD."""
     saved = native.ext
-    native.ext = saved if name == "c" else None
+    native.ext = saved if name.startswith("c") else None
+    simd = saved.use_simd(name != "c-scalar") if saved is not None else None
     try:
         yield
     finally:
         native.ext = saved
+        if saved is not None:
+            saved.use_simd(simd)
 
 
 class PortWatch:

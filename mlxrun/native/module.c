@@ -13,6 +13,7 @@ static PyMethodDef methods[] = {
      "-> (next, done, count, missing, all_int, error_kind, error_offset, nan, posinf, neginf, "
      "total_high, total_low, rounding)"},
     {"count_byte", native_count_byte, METH_VARARGS, "count_byte(src, byte) -> count"},
+    {"use_simd", native_use_simd, METH_VARARGS, "use_simd(on) -> whether it was on"},
     {"binned", native_binned, METH_VARARGS,
      "binned(values, high, low) -> (nan, posinf, neginf)"},
     {NULL, NULL, 0, NULL},
@@ -22,5 +23,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, 
 
 PyMODINIT_FUNC PyInit__native(void) {
     native_textparse_init();
+    native_csvparse_init();
     return PyModule_Create(&module);
 }

@@ -23,7 +23,9 @@ from mlxrun.reduce import algebra, worker
 from tests.helpers import parser
 from tests.reference import expected
 
-PARSERS = ["c", "python"] if native.ext is not None else ["python"]
+# c-scalar: the C tokenizer with its portable field scanner (what a machine without SSE2
+# runs), forced here where SSE2 is there.
+PARSERS = ["c", "c-scalar", "python"] if native.ext is not None else ["python"]
 
 
 def exchanged(data: Data, np_: int) -> list[int]:
@@ -400,3 +402,57 @@ def test_c_and_python_agree_on_any_bytes(tmp_path_factory, body, chunk) -> None:
                 assert outcome(data, np_) == in_c
     finally:
         delimited.CHUNK_BYTES = saved
+
+
+@pytest.mark.skipif(native.ext is None, reason="the C extension is not built")
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(["1", "-2.5", "a", ",", ";", '"', '""', "\n", "\r\n", " ", "x" * 70]),
+        max_size=60,
+    ),
+    delimiter=st.sampled_from([",", ";"]),
+    column=st.integers(0, 3),
+    final=st.booleans(),
+    stop=st.integers(0, 400),
+)
+def test_the_simd_and_portable_field_scanners_agree(pieces, delimiter, column, final, stop) -> None:
+    """Any bytes, with fields longer than a 64-byte block and boundaries at any offset of
+    one: csv_column answers the same with either scanner, when summing and when storing."""
+    src = "".join(pieces).encode()
+    nulls = (b"", b"NA")
+    answers = []
+    saved = native.ext.use_simd(True)
+    try:
+        for simd in (True, False):
+            native.ext.use_simd(simd)
+            for store in (False, True):
+                n = len(src) // 2 + 1
+                floats, ints = (np.zeros(n), np.zeros(n, np.int64)) if store else (None, None)
+                high, low = native.empty_bins(), native.empty_bins()
+                got = native.ext.csv_column(
+                    src, stop, final, delimiter.encode(), column, nulls, True, floats, ints, high, low
+                )
+                stored = (floats[: got[2]].tolist(), ints[: got[2]].tolist()) if store else None
+                answers.append((store, got, list(high), list(low), stored))
+    finally:
+        native.ext.use_simd(saved)
+    simd_answers, portable_answers = answers[:2], answers[2:]
+    assert simd_answers == portable_answers
+
+
+def test_mlxrun_no_simd_forces_the_portable_scanner() -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = "from mlxrun import native; print(native.ext.use_simd(True) if native.ext else None)"
+    for env, shown in (({"MLXRUN_NO_SIMD": "1"}, "False"), ({}, "True")):
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**{k: v for k, v in os.environ.items() if k != "MLXRUN_NO_SIMD"}, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert out in (shown, "None")
