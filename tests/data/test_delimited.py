@@ -431,7 +431,17 @@ def test_the_simd_and_portable_field_scanners_agree(pieces, delimiter, column, f
                 floats, ints = (np.zeros(n), np.zeros(n, np.int64)) if store else (None, None)
                 high, low = native.empty_bins(), native.empty_bins()
                 got = native.ext.csv_column(
-                    src, stop, final, delimiter.encode(), column, nulls, True, floats, ints, high, low
+                    src,
+                    stop,
+                    final,
+                    delimiter.encode(),
+                    column,
+                    nulls,
+                    True,
+                    floats,
+                    ints,
+                    high,
+                    low,
                 )
                 stored = (floats[: got[2]].tolist(), ints[: got[2]].tolist()) if store else None
                 answers.append((store, got, list(high), list(low), stored))
