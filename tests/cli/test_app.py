@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlxrun.cli.app import app, main
+from mlxrun.cli.app import app, app_for, main
 from tests.helpers import script
 
 runner = CliRunner()
@@ -32,6 +32,20 @@ def test_top_level_help_lists_every_command_and_the_exit_codes() -> None:
     for name in command_names():
         assert name in result.stdout
     assert "124 timed out" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_the_one_command_app_is_the_same_command(name: str) -> None:
+    """main builds only the command it runs: its help and its usage errors are the whole
+    app's, word for word."""
+    one = app_for([name])
+    assert [c.callback for c in one.registered_commands] == [
+        c.callback for c in app.registered_commands if name_of(c) == name
+    ]
+    for args in ([name, "--help"], [name, "--no-such-flag"]):
+        whole, alone = (runner.invoke(a, args, prog_name="mlxrun") for a in (app, one))
+        assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+    assert app_for(["--help"]) is app and app_for(["sums"]) is app and app_for([]) is app
 
 
 @pytest.mark.parametrize("name", command_names())
