@@ -635,7 +635,8 @@ def app_for(argv: list[str]) -> typer.Typer:
     command) gets the whole app."""
     name = argv[0] if argv else ""
     for info in app.registered_commands:
-        if name == (info.name or typer.main.get_command_name(info.callback.__name__)):
+        callback = info.callback.__name__ if info.callback else ""
+        if name == (info.name or typer.main.get_command_name(callback)):
             one = copy.copy(app)
             one.registered_commands = [info]
             return one
