@@ -19,14 +19,25 @@ which is by the same rule the next rank's first record: every record belongs to 
 one rank. Whether a LF lies outside quotes is decided by the number of quote characters
 before it, counted from the header's end: in RFC 4180 quotes only open a field, close it,
 or come in pairs inside it, so that number is even exactly outside quoted fields, however
-many quoted newlines come before. The count is never guessed from the rank's
-neighbourhood, so a rank can never start inside a quoted field: in a job every rank counts
-the quotes of its own share (a byte count at memory speed, in C where built) and the ranks
-exchange the counts with one all_gather, so each knows the quotes before it without
-reading them (`quotes_in_share`); read alone, a rank counts the bytes before it. A quote that breaks RFC 4180 (inside an unquoted field, or
-text after a closing quote) would break that count: the rank whose records hold it stops
-the job with an error, and that rank's own start is right (all quotes before it are
-well-formed), so no job ends with a silently wrong shard.
+many quoted newlines come before.
+
+A job first guesses, then checks (`GUESS`): each rank takes the first LF at or after lo for
+a record end, which is right unless that LF lies inside a quoted field (only files with
+quoted newlines can have one), and reads on from there. Rank 0 starts at the header's end,
+so its records are right; rank r-1, having started right, stops at the first true record
+start at or after hi = rank r's lo, and that is rank r's guess exactly when the guess was
+right (every record start is one byte after a LF, and the guess is the first such byte).
+So the ranks exchange where each started and stopped (one all_gather, in the worker): if
+every rank started where the rank before it stopped, every start is right, by induction
+from rank 0. If not, nothing a rank read is used, not even its errors: the ranks count the
+quotes of their own shares (a byte count at memory speed, in C where built), exchange the
+counts (`quotes_in_share`), and read again from starts found by the rule above, which can
+never be inside a quoted field. The guess saves that counting pass over the whole file
+(0.09 s of a 2-rank job on 0.5 GB here). Read alone, a rank counts the quotes before it.
+A quote that breaks RFC 4180 (inside an unquoted field, or text after a closing quote)
+would break the count: the lowest rank whose records hold one stops the job with an error,
+and that rank's own start is right (all quotes before it are well-formed, and the ranks
+before it confirmed it), so no job ends with a silently wrong shard.
 """
 
 from __future__ import annotations
@@ -43,7 +54,9 @@ from mlxrun.data.model import DELIMITER_NAMES, SNIFFED, Data
 from mlxrun.data.shards import (
     BOM,
     CHUNK_BYTES,
+    GUESS,
     MappedFile,
+    Quotes,
     Shard,
     Sums,
     existing_text,
@@ -284,12 +297,15 @@ def count_quotes(f: MappedFile, start: int, stop: int) -> int:
     return total
 
 
-def record_start(f: MappedFile, lay: Layout, offset: int, quotes: int | None = None) -> int:
+def record_start(f: MappedFile, lay: Layout, offset: int, quotes: Quotes = None) -> int:
     """The first record start at or after `offset` (see the module's docstring), given the
-    number of quotes in [data_start, offset) if known (else they are counted)."""
+    number of quotes in [data_start, offset) if known (else they are counted), or (GUESS)
+    the byte after the first LF at or after offset - 1, for the caller to confirm."""
     if offset <= lay.data_start:
         return lay.data_start
     pos = offset - 1
+    if quotes == GUESS:
+        return f.after_newline(pos, lay.size)
     if quotes is None:
         odd = count_quotes(f, lay.data_start, pos) % 2
     else:  # the count up to `offset`, less the byte at pos
@@ -455,7 +471,7 @@ def quotes_in_share(data: Data, rank: int, np_: int) -> int:
         return count_quotes(f, lay.data_start + lo, lay.data_start + hi)
 
 
-def _reader(data: Data, rank: int, np_: int, quotes_before: int | None) -> _Reader:
+def _reader(data: Data, rank: int, np_: int, quotes_before: Quotes) -> _Reader:
     lay = layout(data)
     index = column_index(lay.path, lay.header, data.column)
     lo, hi = span(lay.size - lay.data_start, rank, np_)
@@ -488,6 +504,7 @@ def _walk(
             yield item, nxt
             if done:
                 shard.bytes_total = pos + nxt - reader.start
+                shard.first, shard.end = reader.start, pos + nxt
                 windows.close()
                 return
             view, pos, final = windows.send(nxt)
@@ -496,9 +513,7 @@ def _walk(
     return shard
 
 
-def delimited_sums(
-    data: Data, rank: int, np_: int, quotes_before: int | None = None
-) -> Shard[Sums]:
+def delimited_sums(data: Data, rank: int, np_: int, quotes_before: Quotes = None) -> Shard[Sums]:
     """The rank's records summed by csv_column as they are read: nothing stored."""
     reader = _reader(data, rank, np_, quotes_before)
 
@@ -514,7 +529,7 @@ def delimited_sums(
 
 
 def delimited_shard(
-    data: Data, rank: int, np_: int, quotes_before: int | None = None
+    data: Data, rank: int, np_: int, quotes_before: Quotes = None
 ) -> Shard[np.ndarray]:
     """The rank's column values, a chunk at a time."""
     reader = _reader(data, rank, np_, quotes_before)

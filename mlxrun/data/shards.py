@@ -17,7 +17,7 @@ import mmap
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 from mlxrun.data.model import Data
 from mlxrun.errors import DataError
@@ -39,12 +39,22 @@ class Shard(Generic[T]):
         self.bytes_total = bytes_total  # readers may correct it once the chunks are read
         self.bytes_done = 0  # for progress reports
         self.missing = 0  # values skipped as missing (--missing skip), counted by readers
+        # csv/tsv: the offsets of the first record and of where reading stopped, once read
+        # (a guessed start is confirmed by the rank before: see mlxrun.data.delimited).
+        self.first = -1
+        self.end = -1
 
     @property
     def chunks(self) -> Iterator[T]:
         for values, nbytes in self._parts:
             self.bytes_done += nbytes
             yield values
+
+
+# What a csv/tsv rank knows of the quotes before its share of the bytes: their number, or
+# GUESS (take the first LF for a record end, to be confirmed), or None (count them).
+GUESS: Final = "guess"
+Quotes: TypeAlias = int | Literal["guess"] | None
 
 
 class Sums(NamedTuple):
@@ -136,7 +146,7 @@ class MappedFile:
         if offset <= first or offset >= total:
             return min(max(offset, first), total)
         if self._in_comment(offset, first):
-            return self._scan(offset, total, _past_newline)
+            return self.after_newline(offset, total)
         mapped, skip = self.map(offset - 1, 1)
         if mapped[skip] in SEPARATORS:
             return offset
@@ -144,8 +154,12 @@ class MappedFile:
         if end < total:
             mapped, skip = self.map(end, 1)
             if mapped[skip] == ord("#"):  # the token ends where a comment begins
-                return self._scan(end, total, _past_newline)
+                return self.after_newline(end, total)
         return end
+
+    def after_newline(self, offset: int, total: int) -> int:
+        """Just past the first LF at or after `offset`, or `total` if there is none."""
+        return self._scan(offset, total, _past_newline)
 
     def _in_comment(self, offset: int, first: int) -> bool:
         """Whether a `#` precedes byte `offset` on its line: read backwards a window at a

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mlxrun.data.model import Data
-from mlxrun.data.shards import Shard, Sums, existing, existing_text
+from mlxrun.data.shards import Quotes, Shard, Sums, existing, existing_text
 from mlxrun.errors import DataError
 
 if TYPE_CHECKING:
@@ -62,12 +62,12 @@ def quote_count(data: Data, rank: int, np_: int) -> int:
     return delimited.quotes_in_share(data, rank, np_)
 
 
-def sums_shard(
-    data: Data, rank: int, np_: int, quotes_before: int | None = None
-) -> Shard[Sums] | None:
+def sums_shard(data: Data, rank: int, np_: int, quotes_before: Quotes = None) -> Shard[Sums] | None:
     """The rank's chunks already summed, for jobs that need only counts, sums and means,
     where the C kernels can serve the data; None where the values must be read first.
-    `quotes_before`: csv/tsv only, see quote_count (None: the rank counts them itself)."""
+    `quotes_before`: csv/tsv only, see quote_count (None: the rank counts them itself;
+    GUESS: it guesses its first record, and its shard's `first` and `end` let the ranks
+    confirm the guess, see mlxrun.data.delimited)."""
     if data.generate is not None or data.format in ("parquet", "arrow"):
         return None
     if data.format in ("csv", "tsv"):
@@ -85,9 +85,7 @@ def sums_shard(
     return arrays.float_sums(arrays.array_view(data), rank, np_)
 
 
-def open_shard(
-    data: Data, rank: int, np_: int, quotes_before: int | None = None
-) -> Shard[np.ndarray]:
+def open_shard(data: Data, rank: int, np_: int, quotes_before: Quotes = None) -> Shard[np.ndarray]:
     """The chunks of numbers that rank `rank` of `np_` reduces (`quotes_before`: see
     sums_shard)."""
     if data.generate is not None:

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple, TypeVar
 
 from mlxrun.data.model import Data
-from mlxrun.data.shards import Shard, Sums, fingerprint
+from mlxrun.data.shards import GUESS, Quotes, Shard, Sums, fingerprint
 from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.rank.group import join
@@ -100,6 +100,7 @@ class Local(NamedTuple):
     nbytes: int
     seconds: float
     missing: int  # values skipped as missing
+    bounds: tuple[int, int] = (-1, -1)  # csv/tsv: where its records began and it stopped
 
 
 class Share(NamedTuple):
@@ -161,6 +162,30 @@ def same_file(plan: Plan, rank: int, coll: Collectives) -> str | None:
     )
 
 
+def first_guess(plan: Plan) -> Quotes:
+    """csv/tsv ranks of a job first guess where their records begin (see
+    mlxrun.data.delimited); the others need no quotes."""
+    return GUESS if plan.np > 1 and needs_quote_counts(plan.data) else None
+
+
+def guesses_confirmed(bounds: list[list[int]], peers: tuple[int, ...]) -> bool:
+    """Whether the peers' guessed first records were right, given each rank's [first, end]
+    ([-1, -1]: it failed): every peer read to its end, and each began where the one before
+    it stopped (see mlxrun.data.delimited). A failure confirms nothing, as a wrong start can
+    cause any error: the ranks then read again from counted quotes, and an error they meet
+    is real."""
+    if any(bounds[rank][1] < 0 for rank in peers):
+        return False
+    return all(bounds[r][0] == bounds[b][1] for b, r in zip(peers, peers[1:], strict=False))
+
+
+def guesses_hold(share: Share, mine: Local | None, coll: Collectives) -> bool:
+    """guesses_confirmed for every rank: one all_gather of the bounds, and one all_sum so
+    that all ranks agree also where peer groups differ (per-host files)."""
+    rows = coll.all_gather(list(mine.bounds) if mine else [-1, -1])
+    return coll.all_sum([int(not guesses_confirmed(rows, share.peers))])[0] == 0
+
+
 def quotes_before(plan: Plan, share: Share, rank: int, coll: Collectives) -> int | None:
     """csv/tsv: the quotes before this rank's share of the bytes, from every rank's count
     of its own share (one all_gather), so that no rank reads the bytes before its share to
@@ -176,7 +201,7 @@ def quotes_before(plan: Plan, share: Share, rank: int, coll: Collectives) -> int
     return int(sum(rows[r][0] for r in share.peers if r < rank))
 
 
-def reduce_shard(plan: Plan, share: Share, reporter: Reporter, quotes: int | None = None) -> Local:
+def reduce_shard(plan: Plan, share: Share, reporter: Reporter, quotes: Quotes = None) -> Local:
     # Counts, sums and means need no stored numbers: text and csv are summed as they are
     # parsed, float64 arrays as they are read.
     data, part_no, parts, _ = share
@@ -184,13 +209,25 @@ def reduce_shard(plan: Plan, share: Share, reporter: Reporter, quotes: int | Non
     if sums is not None:
         part = algebra.Partial(needs=SUM_OPS)
         seconds = consume(sums, lambda s: part.merge(partial_of(s)), reporter)
-        return Local(part, sums.bytes_total, seconds, sums.missing)
+        return Local(part, sums.bytes_total, seconds, sums.missing, (sums.first, sums.end))
     from mlxrun.reduce import kernels  # numpy: only where numbers are stored
 
     shard = open_shard(data, part_no, parts, quotes)
     part = algebra.Partial(needs=frozenset(plan.ops) | frozenset(LOCAL_OPS_ALWAYS))
     seconds = consume(shard, lambda c: kernels.add_chunk(part, c), reporter)
-    return Local(part, shard.bytes_total, seconds, shard.missing)  # totals known once read
+    # Totals and bounds are known once read.
+    return Local(part, shard.bytes_total, seconds, shard.missing, (shard.first, shard.end))
+
+
+def read_share(
+    plan: Plan, rank: int, share: Share, reporter: Reporter, quotes: Quotes
+) -> tuple[Local | None, str | None]:
+    """The rank's part, or the data error that stopped it (naming the host on a job
+    across hosts)."""
+    try:
+        return reduce_shard(plan, share, reporter, quotes), None
+    except DataError as e:
+        return None, f"{e} (on {plan.hosts[rank]})" if plan.hosts else str(e)
 
 
 def partial_of(s: Sums) -> algebra.Partial:
@@ -216,7 +253,7 @@ def consume(shard: Shard[T], add: Callable[[T], None], reporter: Reporter) -> fl
 
 
 def histogram(
-    plan: Plan, share: Share, state: algebra.Partial, coll: Collectives, quotes: int | None
+    plan: Plan, share: Share, state: algebra.Partial, coll: Collectives, quotes: Quotes
 ) -> algebra.Histogram | str:
     """The second pass: bins need the global min and max first. Every rank runs the
     all_sum, also where there can be no bins (the reason is then the answer)."""
@@ -252,14 +289,17 @@ def run(plan: Plan, reporter: Reporter) -> int:
     coll = Collectives(group)
     verify_group(plan, group, coll)
     rank = group.rank()
-    error, mine = same_file(plan, rank, coll), None
+    unreadable = same_file(plan, rank, coll)
     share = share_of(plan, rank, coll)
-    quotes = quotes_before(plan, share, rank, coll)
-    if error is None:
-        try:
-            mine = reduce_shard(plan, share, reporter, quotes)
-        except DataError as e:
-            error = f"{e} (on {plan.hosts[rank]})" if plan.hosts else str(e)
+    quotes = first_guess(plan)
+    mine, error = (
+        (None, unreadable) if unreadable else read_share(plan, rank, share, reporter, quotes)
+    )
+    if quotes == GUESS and not guesses_hold(share, mine, coll):
+        # A rank began inside a quoted field: every rank reads again, from counted quotes.
+        quotes = quotes_before(plan, share, rank, coll)
+        if unreadable is None:
+            mine, error = read_share(plan, rank, share, reporter, quotes)
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
     # The same all_sum totals the values skipped as missing.
     failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from mlxrun import native
 from mlxrun.data import delimited, sources
 from mlxrun.data.model import DEFAULT_NULLS, SNIFFED, Data
+from mlxrun.data.shards import GUESS
 from mlxrun.data.sources import check_data, open_shard, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.reduce import algebra, worker
@@ -45,6 +46,36 @@ def shards(data: Data, np_: int, exchange: bool = False) -> tuple[list[float], l
         values += [v for chunk in shard.chunks for v in chunk.tolist()]
         missing.append(shard.missing)
     return values, missing
+
+
+def guessed(data: Data, np_: int) -> tuple[list[float], list[int], bool]:
+    """Every rank's values and missing counts as a job's ranks read them: from guessed
+    starts if the ranks' bounds confirm them (the third item says so), else again from
+    exchanged quote counts."""
+    read, bounds = [], []
+    for r in range(np_):
+        shard = open_shard(data, r, np_, GUESS)
+        try:
+            read.append(([v for chunk in shard.chunks for v in chunk.tolist()], shard.missing))
+            bounds.append([shard.first, shard.end])
+        except DataError:  # a wrong start can make any error
+            read.append(([], 0))
+            bounds.append([-1, -1])
+    if not worker.guesses_confirmed(bounds, tuple(range(np_))):
+        return *shards(data, np_, exchange=True), False
+    return [v for values, _ in read for v in values], [m for _, m in read], True
+
+
+def test_the_bounds_that_confirm_guessed_starts() -> None:
+    peers = (0, 1, 2)
+    assert worker.guesses_confirmed([[0, 10], [10, 20], [20, 30]], peers)
+    assert worker.guesses_confirmed([[0, 10], [10, 10], [10, 30]], peers)  # an empty share
+    assert not worker.guesses_confirmed([[0, 12], [10, 20], [20, 30]], peers)  # 1 began early
+    assert not worker.guesses_confirmed([[0, 10], [10, 25], [20, 30]], peers)
+    assert not worker.guesses_confirmed([[0, 10], [-1, -1], [20, 30]], peers)  # 1 failed
+    assert not worker.guesses_confirmed([[-1, -1], [10, 20], [20, 30]], peers)
+    # Per-host files: only the host's own peers are chained.
+    assert worker.guesses_confirmed([[0, 10], [0, 7], [10, 20], [7, 9]], (1, 3))
 
 
 def summed(data: Data, np_: int) -> tuple[int, object, int]:
@@ -140,6 +171,10 @@ def test_any_csv_reads_as_pythons_csv_module_reads_it_for_any_np(
                         values, missing = shards(data, np_, exchange)
                         assert values == [float(v) for v in want]
                         assert sum(missing) == want_missing
+                    values, missing, held = guessed(data, np_)
+                    assert values == [float(v) for v in want]
+                    assert sum(missing) == want_missing
+                    assert held or any("\n" in field for row in rows for field in row)
     finally:
         delimited.CHUNK_BYTES = saved
     if native.ext is not None:
@@ -183,12 +218,17 @@ def test_quoted_newlines_across_every_rank_boundary(tmp_path: Path) -> None:
     rows = [[f"note {i}\n" * (i % 7) + '"quoted, twice""', str(i)] for i in range(300)]
     with path.open("w", newline="") as f:
         csv.writer(f).writerows([["note", "n"], *rows])
+    guesses = []
     for name in PARSERS:
         with parser(name):
             for np_ in range(1, 9):
                 for exchange in (False, True):
                     got = shards(Data(path, "csv", column="n"), np_, exchange)[0]
                     assert got == list(range(300))
+                got, _, held = guessed(Data(path, "csv", column="n"), np_)
+                assert got == list(range(300))
+                guesses.append(held)
+    assert not all(guesses)  # the guesses were wrong, and found out, for some np
 
 
 def test_files_written_by_pandas_and_r(tmp_path: Path) -> None:

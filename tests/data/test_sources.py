@@ -338,7 +338,8 @@ def test_a_sum_only_job_sums_while_parsing(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(worker, "open_shard", no_arrays)
     plan = Plan("job", 1, "ring", Data(path, "text"), ("sum", "mean"), 10)
-    part, nbytes, _, _ = worker.reduce_shard(plan, worker.Share.whole(plan, 0), worker.Reporter())
+    local = worker.reduce_shard(plan, worker.Share.whole(plan, 0), worker.Reporter())
+    part, nbytes = local.part, local.nbytes
     assert (part.count, nbytes) == (3, path.stat().st_size)
     assert worker.algebra.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
 
@@ -449,7 +450,8 @@ def test_a_sum_only_job_sums_float64_arrays_as_read(tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(worker, "open_shard", no_arrays)
     plan = Plan("job", 1, "ring", Data(path, "npy"), ("sum", "mean"), 10)
-    part, nbytes, _, _ = worker.reduce_shard(plan, worker.Share.whole(plan, 0), worker.Reporter())
+    local = worker.reduce_shard(plan, worker.Share.whole(plan, 0), worker.Reporter())
+    part, nbytes = local.part, local.nbytes
     assert (part.count, nbytes) == (3, 24)
     assert worker.algebra.finalize(part, ["sum", "mean"]).values["sum"] == 6.5
 
