@@ -80,10 +80,14 @@ PyObject *native_use_simd(PyObject *self, PyObject *args) {
 }
 
 typedef struct {
-    const unsigned char *block, *end; /* the block the mask describes; the buffer's end */
-    uint64_t bits;                    /* bit k: block[k] ends a field */
+    const unsigned char *block, *end; /* the block the masks describe; the buffer's end */
+    uint64_t bits[2]; /* bit k: block[k] ends a field (ANY), or is a LF or quote (ENDS) */
     unsigned char delim;
 } Scan;
+
+/* Which mask: past the wanted field a record's end is all that matters, and looking for
+ * LF and quotes alone skips its delimiters in one step. */
+enum { ANY = 0, ENDS = 1 };
 
 /* Bit 7 of each byte of x set where that byte is 0 (exact: no carry crosses bytes). */
 static inline uint64_t zero_bytes(uint64_t x) {
@@ -91,78 +95,86 @@ static inline uint64_t zero_bytes(uint64_t x) {
     return ~(((x & low7) + low7) | x) & ~low7;
 }
 
-/* The mask of 8 bytes at p, one bit per byte (bit k: p[k]). */
-static inline uint64_t mask8(const unsigned char *p, unsigned char delim) {
-    uint64_t x;
-    memcpy(&x, p, sizeof x);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    x = __builtin_bswap64(x); /* byte k of the number is p[k] */
-#endif
-    const uint64_t ones = 0x0101010101010101ULL;
-    uint64_t hits = zero_bytes(x ^ (ones * delim)) | zero_bytes(x ^ (ones * '\n')) |
-                    zero_bytes(x ^ (ones * '"'));
-    /* Gathers bit 7 of byte k into bit 56 + k (the products' bits never collide). */
-    return ((hits >> 7) * 0x0102040810204080ULL) >> 56;
-}
+/* Gathers bit 7 of byte k into bit k (the products' bits never collide). */
+static inline uint64_t gather8(uint64_t hits) { return ((hits >> 7) * 0x0102040810204080ULL) >> 56; }
 
-static inline uint64_t mask64(const unsigned char *p, unsigned char delim) {
+/* The masks of 64 bytes at p, one bit per byte (bit k: p[k]). */
+static inline void masks64(const unsigned char *p, unsigned char delim, uint64_t bits[2]) {
+    uint64_t any = 0, ends = 0;
 #if defined(__SSE2__)
     if (use_simd) {
         const __m128i d = _mm_set1_epi8((char)delim), n = _mm_set1_epi8('\n'),
                       q = _mm_set1_epi8('"');
-        uint64_t m = 0;
         for (int k = 0; k < 64; k += 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + k));
-            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, d), _mm_cmpeq_epi8(v, n)),
-                                       _mm_cmpeq_epi8(v, q));
-            m |= (uint64_t)(uint32_t)_mm_movemask_epi8(hit) << k;
+            __m128i e = _mm_or_si128(_mm_cmpeq_epi8(v, n), _mm_cmpeq_epi8(v, q));
+            __m128i a = _mm_or_si128(e, _mm_cmpeq_epi8(v, d));
+            ends |= (uint64_t)(uint32_t)_mm_movemask_epi8(e) << k;
+            any |= (uint64_t)(uint32_t)_mm_movemask_epi8(a) << k;
         }
-        return m;
+        bits[ANY] = any;
+        bits[ENDS] = ends;
+        return;
     }
 #endif
-    uint64_t m = 0;
-    for (int k = 0; k < 64; k += 8) m |= mask8(p + k, delim) << k;
-    return m;
+    const uint64_t ones = 0x0101010101010101ULL;
+    for (int k = 0; k < 64; k += 8) {
+        uint64_t x;
+        memcpy(&x, p + k, sizeof x);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x); /* byte j of the number is p[k + j] */
+#endif
+        uint64_t e = zero_bytes(x ^ (ones * '\n')) | zero_bytes(x ^ (ones * '"'));
+        ends |= gather8(e) << k;
+        any |= gather8(e | zero_bytes(x ^ (ones * delim))) << k;
+    }
+    bits[ANY] = any;
+    bits[ENDS] = ends;
 }
 
-/* next_special's slow part: the mask of the block at p (or the next one), out of line
- * so that the common case, a boundary in the current block, inlines to a few
- * instructions. */
-__attribute__((noinline)) static const unsigned char *next_block(Scan *s,
-                                                                 const unsigned char *p) {
+/* next's slow part: the masks of the block at p (or the next one), out of line so that
+ * the common case, a boundary in the current block, inlines to a few instructions. */
+__attribute__((noinline)) static const unsigned char *next_block(Scan *s, const unsigned char *p,
+                                                                 int which) {
     for (;;) {
         if (p >= s->end) return s->end;
         s->block = p;
         if (s->end - p >= 64) {
-            s->bits = mask64(p, s->delim);
+            masks64(p, s->delim, s->bits);
         } else { /* the buffer's last bytes: never read past its end */
-            s->bits = 0;
+            s->bits[ANY] = s->bits[ENDS] = 0;
             for (Py_ssize_t k = 0; k < s->end - p; k++) {
                 unsigned char c = p[k];
-                s->bits |= (uint64_t)(c == s->delim || c == '\n' || c == '"') << k;
+                s->bits[ENDS] |= (uint64_t)(c == '\n' || c == '"') << k;
+                s->bits[ANY] |= (uint64_t)(c == s->delim || c == '\n' || c == '"') << k;
             }
         }
-        if (s->bits) return p + __builtin_ctzll(s->bits);
+        if (s->bits[which]) return p + __builtin_ctzll(s->bits[which]);
         if (s->end - p <= 64) return s->end;
         p += 64;
     }
 }
 
-/* The first byte at or after p that ends a field (a delimiter, LF or quote), or end. */
-static inline const unsigned char *next_special(Scan *s, const unsigned char *p) {
+/* The first byte at or after p in the mask `which`, or end. */
+static inline const unsigned char *next(Scan *s, const unsigned char *p, int which) {
     size_t off = (size_t)(p - s->block); /* huge if p is before the block */
     if (off < 64) {
-        uint64_t m = s->bits >> off;
+        uint64_t m = s->bits[which] >> off;
         if (m) return p + __builtin_ctzll(m);
-        return s->end - s->block > 64 ? next_block(s, s->block + 64) : s->end;
+        return s->end - s->block > 64 ? next_block(s, s->block + 64, which) : s->end;
     }
-    return next_block(s, p);
+    return next_block(s, p, which);
+}
+
+/* The first byte at or after p that ends a field (a delimiter, LF or quote), or end. */
+static inline const unsigned char *next_special(Scan *s, const unsigned char *p) {
+    return next(s, p, ANY);
 }
 
 /* The first quote at or after p, or end. */
 static inline const unsigned char *next_quote(Scan *s, const unsigned char *p) {
     for (;;) {
-        p = next_special(s, p);
+        p = next(s, p, ENDS);
         if (p == s->end || *p == '"') return p;
         p++;
     }
@@ -234,12 +246,7 @@ static int record(Scan *s, const unsigned char **pp, int final, Py_ssize_t colum
              * the fields' bookkeeping. A quote hands its field back to the loop above,
              * which checks it as RFC 4180 wants (quoted: to its closing quote; else a
              * stray quote, error 3). */
-            const unsigned char *q = p, *field_start = p;
-            for (;;) {
-                q = next_special(s, q);
-                if (q == end || *q != delim) break;
-                field_start = ++q;
-            }
+            const unsigned char *q = next(s, p, ENDS);
             if (q == end) {
                 if (!final) return PARTIAL;
                 p = q;
@@ -249,7 +256,8 @@ static int record(Scan *s, const unsigned char **pp, int final, Py_ssize_t colum
                 p = q + 1;
                 break;
             }
-            p = field_start; /* the quote's field */
+            while (q > p && q[-1] != delim) q--; /* the start of the quote's field */
+            p = q;
         }
     }
     *pp = p;
@@ -325,7 +333,7 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
     }
 
     const unsigned char *begin = (const unsigned char *)src.buf, *end = begin + src.len;
-    Scan scan = {end, end, 0, (unsigned char)delim_char}; /* no block yet: read at first use */
+    Scan scan = {end, end, {0, 0}, (unsigned char)delim_char}; /* no block yet: read at first use */
     const unsigned char *p = begin;
     double *fout = store ? (double *)floats.buf : NULL;
     int64_t *iout = store ? (int64_t *)ints.buf : NULL;

@@ -58,7 +58,7 @@ def checked(data: Data) -> Data:
                 "give --delimiter (or [data] delimiter) for a per-host csv"
             )
         return data
-    return check_data(data)
+    return check_data(data, deep=False)
 
 
 def run_reduction(
