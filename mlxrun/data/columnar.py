@@ -41,7 +41,11 @@ def check_file(data: Data) -> Path:
     ranks, not before they start): the file is there, looks like its format, and pyarrow
     is installed. The column and its type are checked where the file is read (Table)."""
     path = existing(data)
-    if importlib.util.find_spec("pyarrow") is None:
+    try:
+        absent = importlib.util.find_spec("pyarrow") is None
+    except (ImportError, ValueError):  # a broken or blocked install
+        absent = True
+    if absent:
         _pyarrow(path, data.format)  # names the extra
     with path.open("rb") as f:
         head = f.read(8)

@@ -97,6 +97,31 @@ def test_parquet_sums_are_exact_for_every_np(mlxrun, tmp_path: Path) -> None:
     )
 
 
+def test_a_bad_parquet_column_is_named_by_the_ranks_as_before_the_job(
+    mlxrun, tmp_path: Path
+) -> None:
+    """The CLI leaves a Parquet file's column to the ranks (its check needs pyarrow): the
+    error is the same one line, exit 2, for every np, and validate still finds it."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"fare": [1.5, 2.5], "note": ["a", "b"]}), path)
+    for np_ in ("1", "2"):
+        bad = mlxrun("sum", "-c", "fair", "--np", np_, str(path))
+        assert (bad.returncode, bad.stderr) == (
+            2,
+            f'Error: {path}: no column "fair" (did you mean "fare"?); columns: fare, note\n',
+        )
+        text = mlxrun("sum", "-c", "note", "--np", np_, str(path))
+        assert (text.returncode, text.stderr) == (
+            2,
+            f"Error: {path}: column note holds string, not numbers\n",
+        )
+    spec = tmp_path / "job.toml"
+    spec.write_text(f'[data]\npath = "{path}"\ncolumn = "fair"\n')
+    assert mlxrun("validate", str(spec)).stderr.startswith(f'Error: {path}: no column "fair"')
+
+
 def test_validate_knows_the_new_keys(mlxrun, tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("a;b\n1;NA\n")
     spec = tmp_path / "job.toml"
