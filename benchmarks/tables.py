@@ -227,7 +227,8 @@ def main() -> None:
         "rows": rows,
         "targets": targets(rows),
     }
-    out = RESULTS / ("tables.json" if args.rows >= 1_000_000 else "tables-small.json")
+    name = {8_000_000: "tables.json"}.get(args.rows, f"tables-{args.rows}.json")
+    out = RESULTS / (name if args.rows >= 1_000_000 else "tables-small.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
