@@ -29,15 +29,16 @@ start at or after hi = rank r's lo, and that is rank r's guess exactly when the 
 right (every record start is one byte after a LF, and the guess is the first such byte).
 So the ranks exchange where each started and stopped (one all_gather, in the worker): if
 every rank started where the rank before it stopped, every start is right, by induction
-from rank 0. If not, nothing a rank read is used, not even its errors: the ranks count the
+from rank 0. If not, or if any rank failed (a wrong start can cause any error), nothing a
+rank read is used, not even its errors: the ranks count the
 quotes of their own shares (a byte count at memory speed, in C where built), exchange the
 counts (`quotes_in_share`), and read again from starts found by the rule above, which can
 never be inside a quoted field. The guess saves that counting pass over the whole file
 (0.09 s of a 2-rank job on 0.5 GB here). Read alone, a rank counts the quotes before it.
 A quote that breaks RFC 4180 (inside an unquoted field, or text after a closing quote)
-would break the count: the lowest rank whose records hold one stops the job with an error,
-and that rank's own start is right (all quotes before it are well-formed, and the ranks
-before it confirmed it), so no job ends with a silently wrong shard.
+would break the count: the lowest rank whose records hold one stops the job with an error
+(read from counted quotes, as every failure is), and that rank's own start is right (all
+quotes before it are well-formed), so no job ends with a silently wrong shard.
 """
 
 from __future__ import annotations
