@@ -21,8 +21,9 @@ before it, counted from the header's end: in RFC 4180 quotes only open a field, 
 or come in pairs inside it, so that number is even exactly outside quoted fields, however
 many quoted newlines come before.
 
-A job first guesses, then checks (`GUESS`): each rank takes the first LF at or after lo for
-a record end, which is right unless that LF lies inside a quoted field (only files with
+A job first guesses, then checks (`GUESS`), unless the file's first MiB holds a quoted
+newline (then the ranks count quotes at once, see below): each rank takes the first LF at
+or after lo for a record end, which is right unless that LF lies inside a quoted field (only files with
 quoted newlines can have one), and reads on from there. Rank 0 starts at the header's end,
 so its records are right; rank r-1, having started right, stops at the first true record
 start at or after hi = rank r's lo, and that is rank r's guess exactly when the guess was
@@ -153,10 +154,21 @@ def column_index(path: Path, header: list[str], column: str | int | None) -> int
 
 
 def check_csv(data: Data) -> Data:
-    """Fails on what can be seen from mlxrun's side; returns the data with its delimiter."""
+    """Fails on what can be seen from mlxrun's side; returns the data with its delimiter,
+    and whether its first MiB holds a quoted newline."""
     lay = layout(data)
     column_index(lay.path, lay.header, data.column)
-    return replace(data, delimiter=lay.delimiter.decode())
+    with lay.path.open("rb") as f:
+        f.seek(lay.data_start)
+        head = f.read(min(HEAD_BYTES, lay.size - lay.data_start))
+    return replace(data, delimiter=lay.delimiter.decode(), quoted_newlines=quoted_newline(head))
+
+
+def quoted_newline(records: bytes) -> bool:
+    """Whether a LF lies inside quotes in these bytes (which start at a record): a file of
+    multi-line fields makes most guessed rank starts wrong, and each wrong guess costs a
+    second read, so its ranks count quotes first."""
+    return any(b"\n" in inside for inside in records.split(QUOTE)[1::2])
 
 
 # -- the Python tokenizer: the fallback, and where an error is located ------------------

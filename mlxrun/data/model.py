@@ -70,6 +70,9 @@ class Data:
     # reads its part of those bytes, even if the file grows while the job runs.
     size: int | None = None
     placement: str = "shared"
+    # csv/tsv: whether a quoted field in the file's first MiB holds a newline (set by
+    # mlxrun): ranks then count quotes before they read rather than guess (delimited.py).
+    quoted_newlines: bool = False
 
     def describe(self) -> str:
         if self.generate is not None:

@@ -45,6 +45,7 @@ class Plan:
             tuple(d["null_values"]),
             d["size"],
             d["placement"],
+            d["quoted_newlines"],
         )
         return cls(
             raw["job_id"],

@@ -164,8 +164,10 @@ def same_file(plan: Plan, rank: int, coll: Collectives) -> str | None:
 
 def first_guess(plan: Plan) -> Quotes:
     """csv/tsv ranks of a job first guess where their records begin (see
-    mlxrun.data.delimited); the others need no quotes."""
-    return GUESS if plan.np > 1 and needs_quote_counts(plan.data) else None
+    mlxrun.data.delimited), unless the file is known to hold quoted newlines; the others
+    need no quotes."""
+    guess = needs_quote_counts(plan.data) and not plan.data.quoted_newlines
+    return GUESS if plan.np > 1 and guess else None
 
 
 def guesses_confirmed(bounds: list[list[int]], peers: tuple[int, ...]) -> bool:
@@ -292,11 +294,13 @@ def run(plan: Plan, reporter: Reporter) -> int:
     unreadable = same_file(plan, rank, coll)
     share = share_of(plan, rank, coll)
     quotes = first_guess(plan)
+    if quotes is None:
+        quotes = quotes_before(plan, share, rank, coll)
     mine, error = (
         (None, unreadable) if unreadable else read_share(plan, rank, share, reporter, quotes)
     )
     if quotes == GUESS and not guesses_hold(share, mine, coll):
-        # A rank began inside a quoted field: every rank reads again, from counted quotes.
+        # A guess was wrong, or a rank failed: every rank reads again, from counted quotes.
         quotes = quotes_before(plan, share, rank, coll)
         if unreadable is None:
             mine, error = read_share(plan, rank, share, reporter, quotes)

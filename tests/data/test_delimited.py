@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,21 @@ def guessed(data: Data, np_: int) -> tuple[list[float], list[int], bool]:
     if not worker.guesses_confirmed(bounds, tuple(range(np_))):
         return *shards(data, np_, exchange=True), False
     return [v for values, _ in read for v in values], [m for _, m in read], True
+
+
+def test_a_file_of_quoted_newlines_counts_quotes_instead_of_guessing(tmp_path: Path) -> None:
+    from mlxrun.reduce.plan import Plan
+
+    multi, plain = tmp_path / "multi.csv", tmp_path / "plain.csv"
+    multi.write_text('note,n\n"two\nlines",1\n"x",2\n')
+    plain.write_text('note,n\n"one, line",1\n"x",2\n')
+    for path, multiline in ((multi, True), (plain, False)):
+        data = check_data(Data(path, "csv", column="n"))
+        assert data.quoted_newlines is multiline
+        plan = Plan("job", 2, "ring", data, ("sum",), 10)
+        assert Plan.from_json(plan.to_json()) == plan
+        assert worker.first_guess(plan) == (None if multiline else GUESS)
+        assert worker.first_guess(replace(plan, np=1)) is None
 
 
 def test_the_bounds_that_confirm_guessed_starts() -> None:

@@ -122,6 +122,26 @@ def test_a_bad_parquet_column_is_named_by_the_ranks_as_before_the_job(
     assert mlxrun("validate", str(spec)).stderr.startswith(f'Error: {path}: no column "fair"')
 
 
+def test_wrong_guesses_are_read_again_in_a_real_job(mlxrun, tmp_path: Path) -> None:
+    """A file whose first MiB has no quoted newline, so its ranks guess their starts, and
+    whose rest is three-line records, so the guesses fall inside quotes: the job finds out
+    (in its ranks, through MLX's collectives), reads again and answers exactly."""
+    from mlxrun.data.model import Data
+    from mlxrun.data.sources import check_data
+    from tests.data.test_delimited import guessed
+
+    path = tmp_path / "late.csv"
+    plain = [f"plain,{i}\n" for i in range(120_000)]  # about 1.4 MB
+    multi = [f'"{i}\n{"x" * 30}\n",{i}\n' for i in range(120_000, 400_000)]
+    path.write_text("note,n\n" + "".join(plain + multi))
+    data = check_data(Data(path, "csv", column="n"))
+    assert not data.quoted_newlines
+    assert not guessed(data, 2)[2] and not guessed(data, 4)[2]  # the jobs must read again
+    for np_ in ("2", "4"):
+        out = run_json(mlxrun, "sum", "-c", "n", "--np", np_, str(path))
+        assert out["results"]["sum"] == sum(range(400_000)) and out["count"] == 400_000
+
+
 def test_validate_knows_the_new_keys(mlxrun, tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("a;b\n1;NA\n")
     spec = tmp_path / "job.toml"
