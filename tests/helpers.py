@@ -1,4 +1,5 @@
-"""Helpers for tests that run the real mlxrun CLI with real mlx.launch ranks."""
+"""Helpers for tests that run the real mlxrun CLI with real mlx.launch ranks, and for
+tests that read a csv file's shards in-process as a job's ranks would."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlxrun import native
+from mlxrun.data import sources
+from mlxrun.data.model import Data
+from mlxrun.data.shards import GUESS
+from mlxrun.data.sources import open_shard
+from mlxrun.errors import DataError
 from mlxrun.rank import procfs
+from mlxrun.reduce import worker
 
 ROOT = Path(__file__).resolve().parent.parent  # the repo
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -162,3 +169,43 @@ def launcher_ports(pid: int, np: int) -> set[int]:
             start = int(args[args.index(b"--starting-port") + 1])
             return {*range(start, start + np), int(channel[0])}
     return set()
+
+
+# -- csv shards in-process, as a job's ranks read them ---------------------------------
+
+
+def exchanged(data: Data, np_: int) -> list[int]:
+    """Every rank's quotes_before, as a job's ranks learn them (one all_gather)."""
+    counts = [sources.quote_count(data, r, np_) for r in range(np_)]
+    return [sum(counts[:r]) for r in range(np_)]
+
+
+def shards(data: Data, np_: int, exchange: bool = False) -> tuple[list[float], list[int]]:
+    """Every rank's values, in order, and what each rank skipped as missing; each rank
+    counts the quotes before it, or (`exchange`) is told them as in a job."""
+    values: list[float] = []
+    missing = []
+    before = exchanged(data, np_) if exchange else [None] * np_
+    for r in range(np_):
+        shard = open_shard(data, r, np_, before[r])
+        values += [v for chunk in shard.chunks for v in chunk.tolist()]
+        missing.append(shard.missing)
+    return values, missing
+
+
+def guessed(data: Data, np_: int) -> tuple[list[float], list[int], bool]:
+    """Every rank's values and missing counts as a job's ranks read them: from guessed
+    starts if the ranks' bounds confirm them (the third item says so), else again from
+    exchanged quote counts."""
+    read, bounds = [], []
+    for r in range(np_):
+        shard = open_shard(data, r, np_, GUESS)
+        try:
+            read.append(([v for chunk in shard.chunks for v in chunk.tolist()], shard.missing))
+            bounds.append([shard.first, shard.end])
+        except DataError:  # a wrong start can make any error
+            read.append(([], 0))
+            bounds.append([-1, -1])
+    if not worker.guesses_confirmed(bounds, tuple(range(np_))):
+        return *shards(data, np_, exchange=True), False
+    return [v for values, _ in read for v in values], [m for _, m in read], True

@@ -16,55 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlxrun import native
-from mlxrun.data import delimited, sources
+from mlxrun.data import delimited
 from mlxrun.data.model import DEFAULT_NULLS, SNIFFED, Data
 from mlxrun.data.shards import GUESS
 from mlxrun.data.sources import check_data, open_shard, sums_shard
 from mlxrun.errors import DataError
 from mlxrun.reduce import algebra, worker
-from tests.helpers import parser
+from tests.helpers import guessed, parser, shards
 from tests.reference import expected
 
 # c-scalar: the C tokenizer with its portable field scanner (what a machine without SSE2
 # runs), forced here where SSE2 is there.
 PARSERS = ["c", "c-scalar", "python"] if native.ext is not None else ["python"]
-
-
-def exchanged(data: Data, np_: int) -> list[int]:
-    """Every rank's quotes_before, as a job's ranks learn them (one all_gather)."""
-    counts = [sources.quote_count(data, r, np_) for r in range(np_)]
-    return [sum(counts[:r]) for r in range(np_)]
-
-
-def shards(data: Data, np_: int, exchange: bool = False) -> tuple[list[float], list[int]]:
-    """Every rank's values, in order, and what each rank skipped as missing; each rank
-    counts the quotes before it, or (`exchange`) is told them as in a job."""
-    values: list[float] = []
-    missing = []
-    before = exchanged(data, np_) if exchange else [None] * np_
-    for r in range(np_):
-        shard = open_shard(data, r, np_, before[r])
-        values += [v for chunk in shard.chunks for v in chunk.tolist()]
-        missing.append(shard.missing)
-    return values, missing
-
-
-def guessed(data: Data, np_: int) -> tuple[list[float], list[int], bool]:
-    """Every rank's values and missing counts as a job's ranks read them: from guessed
-    starts if the ranks' bounds confirm them (the third item says so), else again from
-    exchanged quote counts."""
-    read, bounds = [], []
-    for r in range(np_):
-        shard = open_shard(data, r, np_, GUESS)
-        try:
-            read.append(([v for chunk in shard.chunks for v in chunk.tolist()], shard.missing))
-            bounds.append([shard.first, shard.end])
-        except DataError:  # a wrong start can make any error
-            read.append(([], 0))
-            bounds.append([-1, -1])
-    if not worker.guesses_confirmed(bounds, tuple(range(np_))):
-        return *shards(data, np_, exchange=True), False
-    return [v for values, _ in read for v in values], [m for _, m in read], True
 
 
 def test_a_file_of_quoted_newlines_counts_quotes_instead_of_guessing(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_wrong_guesses_are_read_again_in_a_real_job(mlxrun, tmp_path: Path) -> N
     (in its ranks, through MLX's collectives), reads again and answers exactly."""
     from mlxrun.data.model import Data
     from mlxrun.data.sources import check_data
-    from tests.data.test_delimited import guessed
+    from tests.helpers import guessed
 
     path = tmp_path / "late.csv"
     plain = [f"plain,{i}\n" for i in range(120_000)]  # about 1.4 MB
