@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -163,37 +164,51 @@ def test_the_token_is_on_no_command_line_of_any_host(
 ) -> None:
     # The hosts' PID namespaces nest in this one, so every host's processes are visible
     # here: the agents' environments give the token, and every command line is searched.
-    job, _ = start(
-        tmp_path,
-        "exec",
-        "--hostfile",
-        str(hosts.hostfile(2)),
-        "--backend",
-        backend,
-        "--",
-        "python",
-        script("sleepy.py"),
-        env=hosts.env,
-    )
+    # One more try only where Open MPI's daemon failed to start on a loopback host (seen in
+    # long test sessions here: prted exit status 213, "A daemon failed to report back"):
+    # that is not what this test is about, and mlxrun reported it as it should.
+    for attempt in range(2):
+        job, _ = start(
+            tmp_path,
+            "exec",
+            "--hostfile",
+            str(hosts.hostfile(2)),
+            "--backend",
+            backend,
+            "--",
+            "python",
+            script("sleepy.py"),
+            env=hosts.env,
+        )
+        agents = _wait_for_agents(job)
+        if len(agents) == 2:
+            break
+        job.send_signal(signal.SIGINT)
+        out, err = job.communicate(timeout=30)
+        if attempt == 0 and "A daemon failed to report back" in out + err:
+            assert hosts.leftovers() == {}
+            continue
+        pytest.fail(f"agents {agents}; job exit {job.returncode}; {out[-2000:]}{err[-2000:]}")
     try:
-        agents: dict[int, bytes] = {}
-        deadline = time.monotonic() + 90  # seconds: mpirun's start over ssh can be slow
-        while len(agents) < 2 and time.monotonic() < deadline and job.poll() is None:
-            agents = _tokens_of_agents()
-            time.sleep(0.1)
-        if len(agents) < 2:  # say what the job said: it ended, or never started its ranks
-            job.send_signal(signal.SIGINT)
-            out, err = job.communicate(timeout=30)
-            pytest.fail(f"agents {agents}; job exit {job.returncode}; {out[-2000:]}{err[-2000:]}")
         assert len(set(agents.values())) == 1, agents
         token = next(iter(agents.values())).decode()
         assert [p.cmdline for p in procfs.processes() if token in p.cmdline] == []
     finally:
-        if job.poll() is None:
-            job.send_signal(signal.SIGINT)
+        job.send_signal(signal.SIGINT)
         job.communicate(timeout=30)
     assert job.returncode == 130
     assert hosts.leftovers() == {}
+
+
+def _wait_for_agents(job: subprocess.Popen[str]) -> dict[int, bytes]:
+    """The job's remote agents and their tokens, once both show (at most 90 s: mpirun's
+    start over ssh can be slow), or what showed before the job ended."""
+    agents: dict[int, bytes] = {}
+    deadline = time.monotonic() + 90
+    while len(agents) < 2 and time.monotonic() < deadline and job.poll() is None:
+        agents = _tokens_of_agents()
+        time.sleep(0.1)
+    return agents
 
 
 @pytest.mark.slow
