@@ -101,9 +101,8 @@ def parser(name: str) -> Iterator[None]:
 
 
 class PortWatch:
-    """The TCP ports running jobs hold, as their launchers name them: the ring block
-    (`--starting-port`, np ports) and mlxrun's channel (MLXRUN_CHANNEL in the launcher's
-    environment). A thread looks at each mlxrun's children until the `with` ends (reading
+    """The TCP ports running jobs hold (launcher_ports): the ring block and mlxrun's
+    channel. A thread looks at each mlxrun's children until the `with` ends (reading
     all of /proc instead is too slow on a busy machine: it missed whole jobs);
     `assert_released` then checks that nothing listens on them and no claim remains."""
 
@@ -132,8 +131,9 @@ class PortWatch:
         while not self._stop.wait(0.02):
             with self._lock:
                 jobs = dict(self._jobs)
+            claims, listening = port_claims(), procfs.listening_sockets()
             for pid, mark in jobs.items():
-                ports = launcher_ports(pid, self.np)
+                ports = launcher_ports(pid, self.np, claims, listening)
                 if ports:
                     with self._lock:
                         self.ports[mark] = ports
@@ -148,27 +148,53 @@ class PortWatch:
         assert claimed == set(), f"still claimed: {sorted(claimed)}"
 
 
-def launcher_ports(pid: int, np: int) -> set[int]:
-    """The ring ports and the channel port a launcher child of `pid` names, if it has one."""
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process `pid` holds (none if it is gone)."""
     try:
-        children = [
-            int(c)
-            for t in Path(f"/proc/{pid}/task").iterdir()
-            for c in (t / "children").read_text().split()
-        ]
+        fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return set()
-    for child in children:
+    inodes = set()
+    for fd in fds:
         try:
-            args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
-            continue
-        channel = [e.split(b":")[-1] for e in environ if e.startswith(b"MLXRUN_CHANNEL=")]
-        if b"--starting-port" in args and channel:
-            start = int(args[args.index(b"--starting-port") + 1])
-            return {*range(start, start + np), int(channel[0])}
-    return set()
+            continue  # closed since the listing
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    return inodes
+
+
+def channel_port(pid: int) -> int | None:
+    """The port of mlxrun `pid`'s channel: the TCP socket it listens on, as a local user
+    could find it. Not from a launcher's or an agent's environment: mlx.launch (and a lone
+    rank's agent) run in a fork of mlxrun, whose /proc entries show mlxrun's own."""
+    inodes = socket_inodes(pid)
+    ports = [port for port, inode in procfs.listening_sockets().items() if inode in inodes]
+    return ports[0] if ports else None
+
+
+def port_claims() -> dict[str, int]:
+    """Socket inode -> port of every mlxrun port claim (`@mlxrun-port-N`) on this machine."""
+    claims = {}
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and fields[7].startswith("@mlxrun-port-"):
+            claims[fields[6]] = int(fields[7].rsplit("-", 1)[1])
+    return claims
+
+
+def launcher_ports(
+    pid: int, np: int, claims: dict[str, int] | None = None, listening: dict[int, str] | None = None
+) -> set[int]:
+    """The TCP ports mlxrun `pid` holds for its job once it starts the ranks: its claims on
+    the ring block and its channel's port (the tables may be given, read once for many)."""
+    inodes = socket_inodes(pid)
+    claims = port_claims() if claims is None else claims
+    listening = procfs.listening_sockets() if listening is None else listening
+    ring = {port for inode, port in claims.items() if inode in inodes}
+    channel = {port for port, inode in listening.items() if inode in inodes}
+    return ring | channel if len(ring) >= np and channel else set()
 
 
 # -- csv shards in-process, as a job's ranks read them ---------------------------------

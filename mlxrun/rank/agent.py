@@ -15,7 +15,6 @@ Only the standard library is imported: the agent's start-up is every job's.
 from __future__ import annotations
 
 import os
-import runpy
 import selectors
 import signal
 import socket
@@ -23,8 +22,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from typing import IO, Any, Union
+from typing import Any, Union
 
+from mlxrun.rank.forked import ForkedModule, can_fork
 from mlxrun.rank.protocol import (
     ADDRESS_ENV,
     HEARTBEAT_ENV,
@@ -53,8 +53,6 @@ DRAIN_TICK_SECONDS = 0.05  # after it exited: a pipe quiet this long has nothing
 TICK_SECONDS = 0.2
 _STARTED = time.monotonic()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-# What `python -m` starts with: a program run in a fork of the agent starts with them too.
-PYTHON_HANDLERS = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
 
 def clock() -> float:
@@ -175,101 +173,6 @@ def child_env(result_fd: int) -> dict[str, str]:
     return env
 
 
-class ForkedModule:
-    """`python -m mlxrun.MODULE ARGS` run in a fork of this agent instead of a new
-    interpreter: the agent has already paid for Python's start-up and the standard
-    library (about 0.1 s per rank), and holds no threads yet, so forking is safe.
-    Looks like a Popen to the relay: pid, stdout, stderr, poll, wait, signals."""
-
-    def __init__(self, module: str, args: list[str], result_w: int, close: list[int]) -> None:
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        env = child_env(result_w)
-        # mlxrun's reductions never call BLAS, and the threads OpenBLAS starts when numpy
-        # loads spin on the core the other rank needs: two ranks importing at once took
-        # 0.29-0.38 s with them, 0.19-0.27 s without.
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        # The fork would inherit the agent's handlers, which pass stop signals on to the
-        # child, and so ignore them: the worker got SIGTERM and read on until the SIGKILL
-        # 2 s later. It gets python's own; held back until then, none is lost.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        self.pid = os.fork()
-        if self.pid == 0:
-            for sig, handler in PYTHON_HANDLERS.items():
-                signal.signal(sig, handler)
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            for fd in (*close, out_r, err_r):
-                os.close(fd)
-            _run_module(module, args, env, out_w, err_w)  # never returns
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        os.close(out_w)
-        os.close(err_w)
-        self.stdout: IO[bytes] | None = os.fdopen(out_r, "rb", buffering=0)
-        self.stderr: IO[bytes] | None = os.fdopen(err_r, "rb", buffering=0)
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        if timeout is None:
-            if self.returncode is None:
-                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-            return self.returncode
-        deadline = time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
-            time.sleep(0.01)
-        return code
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-
-def _run_module(module: str, args: list[str], env: dict[str, str], out: int, err: int) -> None:
-    """In the forked child: become `python -m module args`, then exit with its status."""
-    code = 1
-    try:
-        null = os.open(os.devnull, os.O_RDONLY)
-        for fd, target in ((null, 0), (out, 1), (err, 2)):
-            if fd != target:
-                os.dup2(fd, target)
-                os.close(fd)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.argv = [module, *args]
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-        code = 0
-    except SystemExit as e:
-        if e.code is None or isinstance(e.code, int):
-            code = e.code or 0
-        else:
-            print(e.code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001 - what python -m would print, then exit 1
-        import traceback  # only now: it is 5 ms of every rank's start
-
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
-
-
 Child = Union[subprocess.Popen[bytes], ForkedModule]  # noqa: UP007 - a runtime alias on 3.10
 
 
@@ -278,7 +181,7 @@ def own_module(argv: list[str]) -> str | None:
     to be run in a fork. Not under MPI: a fork ends with os._exit, which skips the
     interpreter's teardown and with it MPI_Finalize, and mpirun then calls the rank's exit
     improper and kills the others (seen: `mlxrun bench --np 4 --backend mpi`)."""
-    if "OMPI_COMM_WORLD_RANK" in os.environ or "PMI_RANK" in os.environ:
+    if "OMPI_COMM_WORLD_RANK" in os.environ or "PMI_RANK" in os.environ or not can_fork():
         return None
     if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
         if argv[2].startswith("mlxrun.") and argv[2].replace(".", "").isidentifier():
@@ -286,10 +189,15 @@ def own_module(argv: list[str]) -> str | None:
     return None
 
 
-def start_child(argv: list[str], result_w: int, sock: socket.socket, result_r: int) -> Child:
+def start_child(argv: list[str], result_w: int) -> Child:
     module = own_module(argv)
     if module is not None:
-        return ForkedModule(module, argv[3:], result_w, close=[sock.fileno(), result_r])
+        env = child_env(result_w)
+        # mlxrun's reductions never call BLAS, and the threads OpenBLAS starts when numpy
+        # loads spin on the core the other rank needs: two ranks importing at once took
+        # 0.29-0.38 s with them, 0.19-0.27 s without.
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        return ForkedModule(module, argv[3:], env, keep=(result_w,))
     return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -464,7 +372,7 @@ def run(argv: list[str]) -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
     try:
-        child = start_child(argv, result_w, sock, result_r)
+        child = start_child(argv, result_w)
     except OSError as e:
         message = f"mlxrun: cannot start {argv[0]}: {e.strerror}\n".encode()
         sock.sendall(encode(Kind.STDERR, stamped(clock(), message)))

@@ -7,21 +7,20 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers import Run, assert_no_leftovers, marked_processes, script, start
+from tests.helpers import assert_no_leftovers, channel_port, script, start
 
 
-def channel_of(run: Run) -> tuple[str, int]:
-    """The job's channel address, read from an agent's environment as a local user could."""
+def channel_of(job: subprocess.Popen[str]) -> tuple[str, int]:
+    """The job's channel address (channel_port) once mlxrun listens on it."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        for p in marked_processes(run.mark):
-            for item in p.environ.split(b"\0"):
-                if item.startswith(b"MLXRUN_CHANNEL="):
-                    host, port = item.split(b"=", 1)[1].decode().rsplit(":", 1)
-                    return host, int(port)
+        port = channel_port(job.pid)
+        if port is not None:
+            return "127.0.0.1", port
         time.sleep(0.02)
     raise AssertionError("the job's channel never showed")
 
@@ -57,7 +56,7 @@ def test_attacks_while_a_job_runs_are_refused_and_change_nothing(tmp_path: Path)
 
     job, run = start(tmp_path, *command)
     started = time.monotonic()
-    address = channel_of(run)
+    address = channel_of(job)
     hung_up = {}
     silent = socket.create_connection(address)  # connects and never says a word
     flood = [socket.create_connection(address) for _ in range(300)]
@@ -85,7 +84,7 @@ def test_a_connection_that_never_says_hello_is_dropped(tmp_path: Path) -> None:
     job, run = start(
         tmp_path, "exec", "--np", "1", "--", "python", "-c", "import time; time.sleep(8)"
     )
-    with socket.create_connection(channel_of(run), timeout=15) as s:
+    with socket.create_connection(channel_of(job), timeout=15) as s:
         started = time.monotonic()
         assert s.recv(1) == b""  # hung up on, without a word from either side
         assert time.monotonic() - started < 7

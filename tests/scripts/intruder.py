@@ -4,12 +4,16 @@ import os
 import socket
 import struct
 
-env = dict(
-    item.split("=", 1)
-    for item in open(f"/proc/{os.getppid()}/environ").read().split("\0")
-    if "=" in item
-)
-host, port = env["MLXRUN_CHANNEL"].rsplit(":", 1)
+import psutil
+
+# The agent (its parent) has one TCP connection: to the channel. Its address is not read
+# from the agent's environment: where the agent runs in a fork of mlxrun, that shows mlxrun's.
+(channel,) = [
+    c.raddr
+    for c in psutil.Process(os.getppid()).net_connections(kind="tcp")
+    if c.status == psutil.CONN_ESTABLISHED
+]
+host, port = channel.ip, channel.port
 with socket.create_connection((host, int(port))) as s:
     hello = json.dumps(
         {"token": "0" * 32, "rank": 0, "pid": 1, "pgid": 1, "host": "x", "machine": "x"}
