@@ -3,9 +3,11 @@
 import os
 
 from mlxrun.cli.signals import Stopped, take_stop_signals
+from mlxrun.rank.timeline import mark
 
 
 def console_main() -> None:
+    mark("cli start")
     take_stop_signals()  # before the CLI's imports: a signal during them is handled too
     try:
         from mlxrun.cli.app import console_main as run

@@ -27,6 +27,7 @@ from mlxrun.launch.hostfile import load_hostfile
 from mlxrun.launch.job import job_spec
 from mlxrun.launch.output import RankOutput
 from mlxrun.launch.supervisor import Supervisor
+from mlxrun.rank.timeline import mark
 from mlxrun.reduce.job import JobFailed, run_reduction
 from mlxrun.reduce.spec import EXAMPLE, Spec, load_spec, spec_for_file
 
@@ -682,4 +683,5 @@ def console_main() -> None:
         exiting()
     except Stopped as stop:
         code = stop.exit_code
+    mark("cli exit")
     os._exit(int(code))

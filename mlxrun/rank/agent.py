@@ -18,11 +18,10 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from mlxrun.rank.forked import ForkedModule, can_fork
 from mlxrun.rank.protocol import (
@@ -44,6 +43,7 @@ from mlxrun.rank.protocol import (
     split_address,
     stamped,
 )
+from mlxrun.rank.timeline import mark
 
 COALESCE_SECONDS = 0.002  # how long whole lines may wait for more (Relay)
 HOLD_BYTES = 256 * 1024  # ... or how many of them
@@ -173,7 +173,10 @@ def child_env(result_fd: int) -> dict[str, str]:
     return env
 
 
-Child = Union[subprocess.Popen[bytes], ForkedModule]  # noqa: UP007 - a runtime alias on 3.10
+if TYPE_CHECKING:  # subprocess is imported only for a command that is not mlxrun's own
+    import subprocess
+
+    Child = Union[subprocess.Popen[bytes], ForkedModule]  # noqa: UP007 - 3.10 has no |
 
 
 def own_module(argv: list[str]) -> str | None:
@@ -198,6 +201,8 @@ def start_child(argv: list[str], result_w: int) -> Child:
         # 0.29-0.38 s with them, 0.19-0.27 s without.
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
         return ForkedModule(module, argv[3:], env, keep=(result_w,))
+    import subprocess
+
     return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -309,6 +314,8 @@ def stop_child(child: Child) -> None:
     """SIGTERM to the child and everything it started, SIGKILL to what is left 2 s later:
     a rank's own children must not outlive it (on a remote host nobody else would stop
     them). The family is taken first: once the child is gone, its children are not."""
+    import subprocess
+
     from mlxrun.rank.snapshot import tree
 
     family = tree(child.pid) if child.poll() is None else []
@@ -347,6 +354,7 @@ def remove_remote_tmpdir() -> None:
 
 def run(argv: list[str]) -> int:
     """The rank's life: its exit code, negative for a signal (as Popen gives it)."""
+    mark("agent start")
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
@@ -357,6 +365,7 @@ def run(argv: list[str]) -> int:
     except (OSError, KeyError) as e:
         print(f"mlxrun agent (rank {rank_from_env()}): cannot reach mlxrun: {e}", file=sys.stderr)
         return 1
+    mark("agent connected")
     result_r, result_w = os.pipe()
     started: list[Child] = []
     pending: list[int] = []

@@ -22,7 +22,6 @@ import io
 import os
 import runpy
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -90,6 +89,8 @@ class ForkedModule:
         deadline = time.monotonic() + timeout
         while (code := self.poll()) is None:
             if time.monotonic() > deadline:
+                import subprocess  # only here: its import is 8 ms of every rank's start
+
                 raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
             time.sleep(0.01)
         return code

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlxrun.rank.protocol import REMOTE_TMPDIR_ENV, TOKEN_ENV
+from mlxrun.rank.timeline import mark
 
 REMOTE_TMP_TEMPLATE = "mlxrun-remote.XXXXXXXX"
 POLL_SECONDS = 0.005  # a rank's pipes are closed: it is exiting, look again soon
@@ -84,7 +85,10 @@ def _patch_remote_process(remote: Any, token: str | None) -> None:
 
 
 def main() -> None:
+    mark("launcher start")
     from mlx._distributed_utils import launch  # imports mlx.core: keep it out of module import
+
+    mark("launcher imported")
 
     if callable(getattr(launch, "select", None)):
         launch.select = _output_only_select  # type: ignore[attr-defined,assignment]

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from mlxrun.rank.protocol import PORTABLE_ENV
+
 PROC = Path("/proc")
 TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
@@ -32,9 +34,6 @@ class Process(NamedTuple):
     environ: bytes  # NUL-separated NAME=value entries
     state: str  # R, S, D, Z, ... (the third field of /proc/PID/stat)
     ppid: int
-
-
-PORTABLE_ENV = "MLXRUN_PORTABLE"
 
 
 def linux_only_allowed() -> bool:

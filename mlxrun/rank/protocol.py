@@ -22,7 +22,8 @@ import sys
 from enum import IntEnum
 from typing import IO, Any, NamedTuple
 
-from mlxrun.rank.procfs import PORTABLE_ENV
+# Take the fallbacks of the Linux-only mechanisms on Linux too (rank.procfs lists them).
+PORTABLE_ENV = "MLXRUN_PORTABLE"
 
 HEADER = struct.Struct("!BI")
 MAX_HELLO = 4096

@@ -29,6 +29,7 @@ from mlxrun.data.sources import needs_quote_counts, open_shard, quote_count, sum
 from mlxrun.errors import DataError
 from mlxrun.rank.group import join
 from mlxrun.rank.protocol import Reporter
+from mlxrun.rank.timeline import mark
 from mlxrun.reduce import algebra
 from mlxrun.reduce.ops import SUM_OPS
 from mlxrun.reduce.plan import Plan, jsonable
@@ -287,7 +288,9 @@ def first_error(coll: Collectives, error: str | None) -> str:
 
 
 def run(plan: Plan, reporter: Reporter) -> int:
+    mark("worker start")
     group = join_group(plan)
+    mark("joined")
     coll = Collectives(group)
     verify_group(plan, group, coll)
     rank = group.rank()
@@ -304,6 +307,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
         quotes = quotes_before(plan, share, rank, coll)
         if unreadable is None:
             mine, error = read_share(plan, rank, share, reporter, quotes)
+    mark("read")
     # Agree on bad data before combining: peers then end cleanly instead of losing a connection.
     # The same all_sum totals the values skipped as missing.
     failed, missing = coll.all_sum([int(error is not None), mine.missing if mine else 0])
@@ -323,6 +327,7 @@ def run(plan: Plan, reporter: Reporter) -> int:
     hist = histogram(plan, share, state, coll, quotes) if "histogram" in plan.ops else None
     final = algebra.finalize(state, plan.ops, histogram=hist)
     final.values["missing"] = missing
+    mark("combined")
     reporter.send(
         {
             "rank": rank,
