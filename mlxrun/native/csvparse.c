@@ -66,18 +66,18 @@ typedef struct {
  * eight-bytes-a-step loop. Both give the same mask, so the same answer. With SSE2 most
  * records are read whole from one window first (fast_record, below); MLXRUN_NO_SIMD=1
  * turns that off too, so the portable path is the reference the tests compare it with. */
-static int use_simd = 1;
+int native_simd = 1; /* native.h */
 
 void native_csvparse_init(void) {
     const char *off = getenv("MLXRUN_NO_SIMD");
-    use_simd = !(off != NULL && strcmp(off, "1") == 0);
+    native_simd = !(off != NULL && strcmp(off, "1") == 0);
 }
 
 PyObject *native_use_simd(PyObject *self, PyObject *args) {
     int on;
     if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
-    int was = use_simd;
-    use_simd = on;
+    int was = native_simd;
+    native_simd = on;
     return PyBool_FromLong(was);
 }
 
@@ -104,7 +104,7 @@ static inline uint64_t gather8(uint64_t hits) { return ((hits >> 7) * 0x01020408
 static inline void masks64(const unsigned char *p, unsigned char delim, uint64_t bits[2]) {
     uint64_t any = 0, ends = 0;
 #if defined(__SSE2__)
-    if (use_simd) {
+    if (native_simd) {
         const __m128i d = _mm_set1_epi8((char)delim), n = _mm_set1_epi8('\n'),
                       q = _mm_set1_epi8('"');
         for (int k = 0; k < 64; k += 16) {
@@ -424,7 +424,7 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
         Field fl = {NULL, NULL, NULL, 0};
         int found = 0, r = RECORD;
 #if defined(__SSE2__)
-        if (use_simd) found = fast_record(&p, end, scan.delim, column, &fl);
+        if (native_simd) found = fast_record(&p, end, scan.delim, column, &fl);
 #endif
         if (!found) r = record(&scan, &p, final, column, &fl, &found);
         if (r == PARTIAL) {

@@ -17,8 +17,9 @@ const unsigned char *native_number(const unsigned char *p, const unsigned char *
 /* csvparse.c: one column of a CSV/TSV file, tokenized and parsed exactly. */
 PyObject *native_csv_column(PyObject *self, PyObject *args);
 PyObject *native_count_byte(PyObject *self, PyObject *args);
-/* MLXRUN_NO_SIMD=1 at import, or use_simd(False), forces the portable field scanner
- * (and turns off the one-window record reader). */
+/* MLXRUN_NO_SIMD=1 at import, or use_simd(False), clears native_simd: the portable field
+ * scanner (and no one-window record reader), and the portable exact-sum loop (exactsum.c). */
+extern int native_simd;
 void native_csvparse_init(void);
 PyObject *native_use_simd(PyObject *self, PyObject *args);
 

@@ -576,3 +576,76 @@ def test_a_lean_state_of_integers_gives_the_same_answers(values: list[int]) -> N
     add_chunk(lean, x)
     got = json_exact(reductions.finalize(lean, ops).values)
     assert got == json_exact(reductions.finalize(full, ops).values)
+
+
+# ---------------------------------------------------------------- the C binning kernel
+
+needs_native = pytest.mark.skipif(native.ext is None, reason="built without the C extension")
+
+
+def folded(high: Any, low: Any) -> Fraction:
+    """The exact number a pair of bins holds (bins.h)."""
+    return sum(
+        (Fraction(h * 2**32 + lo) * Fraction(2) ** (max(e, 1) - 1075))
+        for e, (h, lo) in enumerate(zip(high, low, strict=True))
+        if h or lo
+    ) or Fraction(0)
+
+
+def binned_by(values: Any, simd: bool) -> tuple[int, int, int, Fraction]:
+    was = native.ext.use_simd(simd)
+    try:
+        nan, posinf, neginf, high, low = native.binned(values)
+    finally:
+        native.ext.use_simd(was)
+    return nan, posinf, neginf, folded(high, low)
+
+
+@st.composite
+def kernel_arrays(draw: st.DrawFn) -> list[float]:
+    """Runs of values of one magnitude (what data look like), and what breaks a block's
+    window: values far below the largest, subnormals, zeros, the largest exponents,
+    NaN and infinities; long enough for several of the kernel's 256-value blocks."""
+    values: list[float] = []
+    for _ in range(draw(st.integers(0, 6))):
+        scale = draw(st.integers(-1074, 1023))
+        unit = st.floats(-2.0, 2.0, allow_nan=False)
+        run = draw(st.lists(unit, max_size=400))
+        values += [math.ldexp(u, scale) if math.isfinite(math.ldexp(u, scale)) else u for u in run]
+        odd = st.one_of(any_floats, subnormals, specials, st.sampled_from([0.0, -0.0]))
+        for _ in range(draw(st.integers(0, 5))):
+            values.insert(draw(st.integers(0, len(values))), draw(odd))
+    return values
+
+
+@needs_native
+@PROPERTY
+@given(kernel_arrays(), st.integers(0, 7))
+def test_the_simd_and_portable_binning_kernels_agree_exactly(
+    values: list[float], offset: int
+) -> None:
+    raw = bytes(offset) + np.array(values, dtype=np.float64).tobytes()
+    view = memoryview(raw)[offset:]  # not 8-byte aligned unless offset is 0
+    simd, portable = binned_by(view, True), binned_by(view, False)
+    assert simd == portable
+    finite = [Fraction(v) for v in values if math.isfinite(v)]
+    assert simd[3] == sum(finite, Fraction(0))
+    assert simd[:3] == (
+        sum(math.isnan(v) for v in values),
+        values.count(math.inf),
+        values.count(-math.inf),
+    )
+
+
+@needs_native
+def test_the_binning_kernels_on_a_large_array_of_every_kind() -> None:
+    rng = np.random.default_rng(3)
+    n = 200_000
+    x = rng.standard_normal(n) * 2.0 ** rng.integers(-1074, 1000, n)
+    x[rng.integers(0, n, 500)] = 0.0
+    x[rng.integers(0, n, 50)] = 5e-324
+    x[rng.integers(0, n, 5)] = np.nan
+    x[: n // 2] = np.sort(rng.standard_normal(n // 2))  # a block of one window, then wide
+    simd, portable = binned_by(x, True), binned_by(x, False)
+    assert simd == portable
+    assert simd[3] == sum(map(Fraction, x[np.isfinite(x)].tolist()), Fraction(0))
