@@ -4,9 +4,9 @@ not import this module.
 Each reader is imported where it serves, so that imports follow what a job needs: the CLI,
 which only checks the data, loads no reader of text (for csv/tsv it reads the header and
 sniffs the delimiter, which every rank is then told); a job that only counts, sums and
-averages plain text or csv loads neither numpy nor the array readers; numpy loads where
-numbers are stored in arrays or an array file's header is read; pyarrow only for Parquet
-and Arrow files.
+averages plain text, csv or a float64 .npy (data.float64s) loads neither numpy nor the
+array readers; numpy loads where numbers are stored in arrays or another array file's
+header is read; pyarrow only for Parquet and Arrow files.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from mlxrun import native
 from mlxrun.data.model import Data
 from mlxrun.data.shards import Quotes, Shard, Sums, existing, existing_text
 from mlxrun.errors import DataError
@@ -45,6 +46,11 @@ def check_data(data: Data, deep: bool = True) -> Data:
 
         columnar.check_table(data, deep)
         return replace(data, size=data.path.stat().st_size)  # for the hosts' copies' check
+    if data.format == "npy":
+        from mlxrun.data import float64s
+
+        if float64s.plain_float64(existing(data)) is not None:
+            return replace(data, size=data.path.stat().st_size)
     from mlxrun.data import arrays
 
     arrays.array_view(data)
@@ -82,6 +88,12 @@ def sums_shard(data: Data, rank: int, np_: int, quotes_before: Quotes = None) ->
         from mlxrun.data import text
 
         return text.text_sums(data, rank, np_) if text.can_sum_text(data) else None
+    if data.format == "npy" and native.ext is not None:
+        from mlxrun.data import float64s
+
+        plain = float64s.plain_float64(existing(data))
+        if plain is not None:
+            return float64s.float64_sums(existing(data), *plain, rank, np_)
     from mlxrun.data import arrays
 
     return arrays.float_sums(arrays.array_view(data), rank, np_)
