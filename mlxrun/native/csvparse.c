@@ -407,6 +407,8 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
     int all_int = 1, kind = 0, done = 0;
     __int128 isum = 0;
     long long rounding = 0;
+    double batch[BIN_BATCH]; /* floats binned BIN_BATCH at a time (exactsum.c) */
+    int batched = 0;
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
         /* Every record here starts after a LF outside quotes: where a rank may start. */
@@ -463,12 +465,15 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
             isum += i;
             if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
         } else {
-            uint64_t bits;
-            memcpy(&bits, &f, sizeof bits);
-            bin_or_count(bits, hi, lo, &nan, &posinf, &neginf);
+            batch[batched++] = f;
+            if (batched == BIN_BATCH) {
+                native_bin_values(batch, batched, hi, lo, &nan, &posinf, &neginf);
+                batched = 0;
+            }
         }
         count++;
     }
+    native_bin_values(batch, batched, hi, lo, &nan, &posinf, &neginf);
     Py_END_ALLOW_THREADS
     Py_ssize_t next = p - begin;
     if (store) {

@@ -118,6 +118,18 @@ static int have_avx2(void) {
 }
 #endif
 
+void native_bin_values(const void *values, Py_ssize_t n, int64_t *hi, int64_t *lo,
+                       Py_ssize_t *nan, Py_ssize_t *posinf, Py_ssize_t *neginf) {
+    const unsigned char *v = (const unsigned char *)values;
+#ifdef HAVE_AVX2_KERNEL
+    if (native_simd && have_avx2()) {
+        binned_avx2(v, n, hi, lo, nan, posinf, neginf);
+        return;
+    }
+#endif
+    binned_portable(v, n, hi, lo, nan, posinf, neginf);
+}
+
 PyObject *native_binned(PyObject *self, PyObject *args) {
     Py_buffer values, high, low;
     if (!PyArg_ParseTuple(args, "y*w*w*", &values, &high, &low)) return NULL;
@@ -135,12 +147,7 @@ PyObject *native_binned(PyObject *self, PyObject *args) {
     int64_t *hi = (int64_t *)high.buf, *lo = (int64_t *)low.buf;
     Py_ssize_t n = values.len / 8, nan = 0, posinf = 0, neginf = 0;
     Py_BEGIN_ALLOW_THREADS
-#ifdef HAVE_AVX2_KERNEL
-    if (native_simd && have_avx2())
-        binned_avx2(v, n, hi, lo, &nan, &posinf, &neginf);
-    else
-#endif
-        binned_portable(v, n, hi, lo, &nan, &posinf, &neginf);
+    native_bin_values(v, n, hi, lo, &nan, &posinf, &neginf);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&values);
     PyBuffer_Release(&high);

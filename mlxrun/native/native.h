@@ -25,5 +25,10 @@ PyObject *native_use_simd(PyObject *self, PyObject *args);
 
 /* exactsum.c: float64 values added exactly into exponent bins. */
 PyObject *native_binned(PyObject *self, PyObject *args);
+/* n float64 values (any alignment) into the bins, counting NaNs and infinities; the
+ * parsers gather parsed floats in a batch of BIN_BATCH for it. */
+void native_bin_values(const void *values, Py_ssize_t n, int64_t *hi, int64_t *lo,
+                       Py_ssize_t *nan, Py_ssize_t *posinf, Py_ssize_t *neginf);
+#define BIN_BATCH 256
 
 #endif

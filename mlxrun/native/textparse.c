@@ -392,6 +392,8 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
     double f;
     int64_t i;
     int is_int, found;
+    double batch[BIN_BATCH];
+    int batched = 0;
     while ((found = next_number(&p, end, &f, &i, &is_int, &kind)) > 0) {
         all_int &= is_int;
         count++;
@@ -400,10 +402,13 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
             if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
             continue;
         }
-        uint64_t bits;
-        memcpy(&bits, &f, sizeof bits);
-        bin_or_count(bits, hi, lo, &nan, &posinf, &neginf);
+        batch[batched++] = f;
+        if (batched == BIN_BATCH) {
+            native_bin_values(batch, batched, hi, lo, &nan, &posinf, &neginf);
+            batched = 0;
+        }
     }
+    native_bin_values(batch, batched, hi, lo, &nan, &posinf, &neginf);
     if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
