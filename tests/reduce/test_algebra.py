@@ -609,9 +609,8 @@ def kernel_arrays(draw: st.DrawFn) -> list[float]:
     values: list[float] = []
     for _ in range(draw(st.integers(0, 6))):
         scale = draw(st.integers(-1074, 1023))
-        unit = st.floats(-2.0, 2.0, allow_nan=False)
-        run = draw(st.lists(unit, max_size=400))
-        values += [math.ldexp(u, scale) if math.isfinite(math.ldexp(u, scale)) else u for u in run]
+        unit = st.floats(-1.0, 1.0, exclude_min=True, exclude_max=True)  # ldexp cannot overflow
+        values += [math.ldexp(u, scale) for u in draw(st.lists(unit, max_size=400))]
         odd = st.one_of(any_floats, subnormals, specials, st.sampled_from([0.0, -0.0]))
         for _ in range(draw(st.integers(0, 5))):
             values.insert(draw(st.integers(0, len(values))), draw(odd))
