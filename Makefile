@@ -60,6 +60,9 @@ bench: install
 	command -v datamash >/dev/null || { apt-get update -qq && apt-get install -y -qq datamash >/dev/null; }
 	$(BIN)/python benchmarks/launcher.py
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/kernels.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/startup.py --np 1
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/collectives.py
 	$(BIN)/python benchmarks/tables.py
 	$(BIN)/python benchmarks/output.py

@@ -5,7 +5,7 @@ process of the job appends a line per step; see mlxrun/rank/timeline.py).
 Runs the job `--repeat` times (a 10-line file by default, or `--file`), and prints for
 each step the median time since the start and the median time it took after the step
 before. A step every rank takes is timed at its slowest rank: the job waits for that one. The work itself (reading and reducing) is between `joined` and `read`: on a
-small file what is left is the fixed cost. Writes benchmarks/results/startup.json.
+small file what is left is the fixed cost. Writes benchmarks/results/startup-npN.json.
 
 Usage: python benchmarks/startup.py [--repeat 9] [--np 2] [--file F]
        (`--repeat 1` checks that it runs)
@@ -30,9 +30,12 @@ BIN = Path(sys.executable).parent
 STEPS = [
     ("cli start", "Python started, mlxrun's first line"),
     ("launch", "the CLI's imports, the data checked, the plan made"),
-    ("launcher start", "mlx.launch forked (or a new Python)"),
+    ("launcher start", "mlx.launch forked by mlxrun (MLXRUN_NO_FORK=1: a new Python)"),
     ("launcher imported", "mlx.launch's imports (argparse, mlx.core, ...)"),
-    ("agent start", "mlx.launch's bash per rank, a new Python, the agent's imports"),
+    (
+        "agent start",
+        "mlx.launch's bash per rank, a new Python, the agent's imports (alone: forked)",
+    ),
     ("agent connected", "the agent's hello on the channel"),
     ("worker start", "the worker forked, its imports, the plan read"),
     ("joined", "mlx.core imported, MLX's ring set up (its buffers), the last rank's wait"),
@@ -88,7 +91,7 @@ def main() -> None:
         print(f"{n:<20}{median[n] * 1000:8.0f}{took * 1000:9.0f}  {what[n]}")
         before = median[n]
     RESULTS.mkdir(exist_ok=True)
-    name = "startup.json" if args.file is None else f"startup-{path.stem}.json"
+    name = f"startup-np{args.np}" + ("" if args.file is None else f"-{path.stem}") + ".json"
     result = {"np": args.np, "file": path.name, "repeat": args.repeat, "steps": rows}
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 

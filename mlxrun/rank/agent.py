@@ -7,7 +7,7 @@ difference; its stdout and stderr are pipes read here, so output that C code
 writes straight to file descriptors 1 and 2 is heard too. A worker may write
 JSON results to the file descriptor named by MLXRUN_RESULT_FD. mlxrun's own
 modules (`python -m mlxrun.reduce.worker ...`) run in a fork of the agent rather than in
-a new interpreter; anything else is started as given.
+a new interpreter, on Linux (rank.forked); anything else is started as given.
 
 Only the standard library is imported: the agent's start-up is every job's.
 """

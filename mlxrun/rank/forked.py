@@ -10,10 +10,12 @@ agent forks its rank's worker (about 0.1 s per rank) and mlxrun's CLI forks mlx.
   are covered with /dev/null rather than closed: a Python object of the parent that
   still owns one may close it later, and must not close a file the module opened since.
 
-Only where a fork is safe (`can_fork`): one thread (a fork copies only the calling
-one, and a lock another thread held would never be released in the child), and MLX not
-loaded (on a Mac it starts Metal, which must not be forked). MLXRUN_NO_FORK=1 makes every
-caller start a new interpreter instead, as it does wherever this cannot fork.
+Only where a fork is safe (`can_fork`): on Linux, with one thread (a fork copies only
+the calling one, and a lock another thread held would never be released in the child),
+and MLX not loaded. Not on macOS, where Python itself calls forking without exec unsafe
+(its system libraries may hold threads and state a child must not touch, and the child
+would load MLX and Metal): there, and with MLXRUN_NO_FORK=1 or MLXRUN_PORTABLE=1 (which
+the tests use to run that path here), every caller starts a new interpreter.
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ import time
 from collections.abc import Iterable
 from typing import IO
 
+from mlxrun.rank.protocol import PORTABLE_ENV
+
 NO_FORK_ENV = "MLXRUN_NO_FORK"
 
 
 def can_fork() -> bool:
     threading = sys.modules.get("threading")
     return (
-        hasattr(os, "fork")
+        sys.platform.startswith("linux")
         and os.environ.get(NO_FORK_ENV) != "1"
+        and os.environ.get(PORTABLE_ENV) != "1"
         and (threading is None or threading.active_count() == 1)
         and "mlx.core" not in sys.modules
     )

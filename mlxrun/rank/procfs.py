@@ -9,7 +9,9 @@ The Linux-only mechanisms mlxrun uses, each with the fallback other systems get:
 - /proc (here): ring wait -> a fixed stagger; process tree, CPU time, state -> ps;
 - abstract Unix sockets for port claims (launch.ports) -> a locked file in the temp dir;
 - /proc/sys/kernel/random/boot_id for "same machine" (rank.protocol) -> the host name;
-- ldd for the MPI library (check) -> otool on macOS.
+- ldd for the MPI library (check) -> otool on macOS;
+- a fork of mlxrun for mlx.launch, a lone rank's agent and the worker (rank.forked) -> a
+  new interpreter.
 MLXRUN_PORTABLE=1 makes mlxrun take the fallbacks on Linux too, so they are tested here.
 """
 

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 from mlxrun.rank.forked import NO_FORK_ENV, ForkedModule, can_fork
 from tests.helpers import launcher_ports, socket_inodes, start
 
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks only on Linux")
 PROBE = """
 import json, os, signal, sys, tempfile
 fd = int(sys.argv[1])
@@ -55,6 +57,7 @@ def run(module: str, args: list[str], env: dict[str, str], **kw: object) -> tupl
     return child.wait(timeout=30), out.decode(), err.decode()
 
 
+@linux
 def test_the_fork_starts_as_python_m_would(probe: str, tmp_path: Path) -> None:
     held = socket.socket()  # a descriptor of the parent's: the child must not hold it
     fd = held.fileno()
@@ -85,6 +88,7 @@ def test_the_fork_starts_as_python_m_would(probe: str, tmp_path: Path) -> None:
     }
 
 
+@linux
 def test_a_kept_descriptor_stays_and_exit_codes_pass_through(probe: str) -> None:
     r, w = os.pipe()
     try:
@@ -97,12 +101,14 @@ def test_a_kept_descriptor_stays_and_exit_codes_pass_through(probe: str) -> None
         os.close(w)
 
 
+@linux
 def test_an_exception_is_printed_and_exits_1(probe: str) -> None:
     code, _, err = run(probe, ["0"], {"EXIT": "raise"})
     assert code == 1
     assert err.splitlines()[-1] == "ValueError: from the module"
 
 
+@linux
 def test_no_fork_with_a_second_thread_or_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
     assert can_fork()
     stop = threading.Event()
@@ -114,6 +120,12 @@ def test_no_fork_with_a_second_thread_or_when_told(monkeypatch: pytest.MonkeyPat
         stop.set()
         t.join()
     monkeypatch.setenv(NO_FORK_ENV, "1")
+    assert not can_fork()
+    monkeypatch.delenv(NO_FORK_ENV)
+    monkeypatch.setenv("MLXRUN_PORTABLE", "1")
+    assert not can_fork()
+    monkeypatch.delenv("MLXRUN_PORTABLE")
+    monkeypatch.setattr(sys, "platform", "darwin")  # a Mac's Python: never a bare fork
     assert not can_fork()
 
 

@@ -1,0 +1,116 @@
+"""The C kernels alone, in one process, against numpy in the same run: exact binning of
+float64 (AVX2 and the portable loop, forced with use_simd(False)) against numpy's inexact
+pairwise sum, in ns per value, and the text parser with its exact sum (`sum_text`) in MB/s
+of one core, on the 17-digit floats and 19-digit integers of benchmarks/run.py's files
+(a 100 MB head of each, in memory). Medians of `--repeat` alternating runs.
+Writes benchmarks/results/kernels.json.
+
+Usage: python benchmarks/kernels.py [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mlxrun import native
+
+HERE = Path(__file__).parent
+DATA, RESULTS = HERE / "data", HERE / "results"
+VALUES = 32_000_000  # 256 MB of float64: out of every cache
+CHUNK = 1 << 20  # values per call, as the ranks bin them
+TEXT_BYTES = 100_000_000
+TEXT_CHUNK = 8 << 20  # as the ranks map them
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def bin_all(x: np.ndarray, simd: bool) -> Callable[[], None]:
+    def run() -> None:
+        was = native.ext.use_simd(simd)
+        try:
+            for k in range(0, len(x), CHUNK):
+                native.binned(x[k : k + CHUNK])
+        finally:
+            native.ext.use_simd(was)
+
+    return run
+
+
+def sum_text(data: bytes, simd: bool) -> Callable[[], None]:
+    def run() -> None:
+        was = native.ext.use_simd(simd)
+        high, low = native.empty_bins(), native.empty_bins()
+        try:
+            view, pos = memoryview(data), 0
+            while pos < len(data):
+                end = data.find(b"\n", min(pos + TEXT_CHUNK, len(data) - 1)) + 1 or len(data)
+                native.ext.sum_text(view[pos:end], high, low)
+                pos = end
+        finally:
+            native.ext.use_simd(was)
+
+    return run
+
+
+def alternate(cases: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(repeat):
+        order = list(cases) if r % 2 == 0 else list(reversed(cases))
+        for name in order:
+            times[name].append(timed(cases[name]))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    if native.ext is None:
+        raise SystemExit("the C extension is not built")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(VALUES) * 1000.0
+    binning = alternate(
+        {
+            "binned, AVX2 where the CPU has it": bin_all(x, True),
+            "binned, portable loop": bin_all(x, False),
+            "numpy sum (pairwise, inexact)": x.sum,
+        },
+        args.repeat,
+    )
+    result: dict[str, object] = {"binning_ns_per_value": {}, "text_mb_per_s": {}}
+    print(f"exact binning of {VALUES:,} float64 (256 MB), medians of {args.repeat}")
+    numpy_ns = binning["numpy sum (pairwise, inexact)"] / VALUES * 1e9
+    for name, seconds in binning.items():
+        ns = seconds / VALUES * 1e9
+        result["binning_ns_per_value"][name] = ns  # type: ignore[index]
+        print(f"  {name:<36}{ns:6.2f} ns/value  {ns / numpy_ns:5.2f}x numpy")
+    for name in ("floats_100M.txt", "ints_100M.txt"):
+        path = DATA / name
+        if not path.exists():
+            print(f"  {name}: not made yet (python benchmarks/run.py makes it)")
+            continue
+        with path.open("rb") as f:
+            head = f.read(TEXT_BYTES)
+        head = head[: head.rfind(b"\n") + 1]
+        speeds = alternate({"simd": sum_text(head, True), "portable": sum_text(head, False)}, 3)
+        for how, seconds in speeds.items():
+            mb = len(head) / seconds / 1e6
+            result["text_mb_per_s"][f"{name} ({how})"] = mb  # type: ignore[index]
+            print(f"  sum_text on {name} ({how}): {mb:.0f} MB/s on one core")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kernels.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
