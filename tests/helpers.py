@@ -3,6 +3,7 @@ tests that read a csv file's shards in-process as a job's ranks would."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def parser(name: str) -> Iterator[None]:
 
 
 class PortWatch:
-    """The TCP ports running jobs hold (launcher_ports): the ring block and mlxrun's
+    """The TCP ports running jobs hold (agent_ports): the ring block and mlxrun's
     channel. A thread looks at each mlxrun's children until the `with` ends (reading
     all of /proc instead is too slow on a busy machine: it missed whole jobs);
     `assert_released` then checks that nothing listens on them and no claim remains."""
@@ -131,9 +132,8 @@ class PortWatch:
         while not self._stop.wait(0.02):
             with self._lock:
                 jobs = dict(self._jobs)
-            claims, listening = port_claims(), procfs.listening_sockets()
             for pid, mark in jobs.items():
-                ports = launcher_ports(pid, self.np, claims, listening)
+                ports = agent_ports(pid, self.np)
                 if ports:
                     with self._lock:
                         self.ports[mark] = ports
@@ -172,6 +172,37 @@ def channel_port(pid: int) -> int | None:
     inodes = socket_inodes(pid)
     ports = [port for port, inode in procfs.listening_sockets().items() if inode in inodes]
     return ports[0] if ports else None
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [
+            int(c)
+            for t in Path(f"/proc/{pid}/task").iterdir()
+            for c in (t / "children").read_text().split()
+        ]
+    except OSError:
+        return []
+
+
+def agent_ports(pid: int, np: int) -> set[int]:
+    """The ports of 2-rank-or-more job `pid` (an mlxrun), as its ranks' agents name them in
+    their environment (MLXRUN_CHANNEL, and the ring addresses in MLX_HOSTFILE): mlx.launch
+    starts them with the job's environment, and they live as long as the job. A few small
+    reads per job, so that a watch of many jobs on a loaded machine still sees each."""
+    for launcher in children(pid):
+        for agent in children(launcher):
+            try:
+                environ = Path(f"/proc/{agent}/environ").read_bytes().split(b"\0")
+                found = dict(e.decode().split("=", 1) for e in environ if b"=" in e)
+                ring = json.loads(Path(found["MLX_HOSTFILE"]).read_text())
+                channel = int(found["MLXRUN_CHANNEL"].rsplit(":", 1)[1])
+            except (OSError, KeyError, ValueError, UnicodeDecodeError):
+                continue
+            ports = {int(a.rsplit(":", 1)[1]) for rank in ring for a in rank}
+            if len(ports) >= np:
+                return ports | {channel}
+    return set()
 
 
 def port_claims() -> dict[str, int]:
