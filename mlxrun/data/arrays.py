@@ -18,11 +18,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mlxrun import native
+from mlxrun.data.float64s import CHUNK_ITEMS, float64_sums
 from mlxrun.data.model import Data
 from mlxrun.data.shards import MappedFile, Shard, Sums, existing, span
 from mlxrun.errors import DataError
-
-CHUNK_ITEMS = 1 << 20
 
 _SAFETENSORS_DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
@@ -158,14 +157,7 @@ def float_sums(view: ArrayView, rank: int, np_: int) -> Shard[Sums] | None:
     numpy, other floats widened first) or without the C kernels."""
     if native.ext is None or view.dtype != np.dtype("=f8") or view.bfloat16:
         return None
-    lo, hi = span(view.count, rank, np_)
-
-    def chunks() -> Iterator[tuple[Sums, int]]:
-        for values in read_array(view, lo, hi):
-            nan, posinf, neginf, high, low = native.binned(values)
-            yield Sums(len(values), False, nan, posinf, neginf, 0, 0, high, low), values.nbytes
-
-    return Shard(chunks(), (hi - lo) * 8)
+    return float64_sums(view.path, view.offset, view.count, rank, np_)
 
 
 def array_view(data: Data) -> ArrayView:

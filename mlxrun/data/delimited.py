@@ -97,11 +97,19 @@ def delimiter_of(data: Data) -> str | None:
 
 
 def layout(data: Data) -> Layout:
+    return _layout(data, *_head(data))
+
+
+def _head(data: Data) -> tuple[Path, bytes, int]:
+    """The file, its first HEAD_BYTES and its size (as the job knows it)."""
     path = existing_text(data)
     with path.open("rb") as f:
         head = f.read(HEAD_BYTES)
         size = data.size if data.size is not None else f.seek(0, 2)
-    head = head[:size]  # bytes appended since the job started are not the job's
+    return path, head[:size], size  # bytes appended since the job started are not the job's
+
+
+def _layout(data: Data, path: Path, head: bytes, size: int) -> Layout:
     skip = len(BOM) if head.startswith(BOM) else 0
     given = delimiter_of(data)
     delimiter = given.encode() if given is not None else sniff(head[skip:])
@@ -155,13 +163,13 @@ def column_index(path: Path, header: list[str], column: str | int | None) -> int
 
 def check_csv(data: Data) -> Data:
     """Fails on what can be seen from mlxrun's side; returns the data with its delimiter,
-    and whether its first MiB holds a quoted newline."""
-    lay = layout(data)
+    and whether the records in its first MiB (the head the layout read) hold a quoted
+    newline."""
+    path, head, size = _head(data)
+    lay = _layout(data, path, head, size)
     column_index(lay.path, lay.header, data.column)
-    with lay.path.open("rb") as f:
-        f.seek(lay.data_start)
-        head = f.read(min(HEAD_BYTES, lay.size - lay.data_start))
-    return replace(data, delimiter=lay.delimiter.decode(), quoted_newlines=quoted_newline(head))
+    quoted = quoted_newline(head[lay.data_start :])
+    return replace(data, delimiter=lay.delimiter.decode(), quoted_newlines=quoted)
 
 
 def quoted_newline(records: bytes) -> bool:

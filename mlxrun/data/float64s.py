@@ -19,7 +19,7 @@ from mlxrun.data.shards import MappedFile, Shard, Sums, span
 
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 10000  # numpy's own limit on what it will evaluate
-CHUNK_ITEMS = 1 << 20  # as mlxrun.data.arrays maps them
+CHUNK_ITEMS = 1 << 20  # elements mapped at once, here and by mlxrun.data.arrays
 FLOAT64 = ("<f8" if sys.byteorder == "little" else ">f8", "=f8")
 
 
@@ -51,7 +51,8 @@ def plain_float64(path: Path) -> tuple[int, int] | None:
 
 
 def float64_sums(path: Path, offset: int, count: int, rank: int, np_: int) -> Shard[Sums]:
-    """The rank's part of the values, binned a mapped chunk at a time (as arrays.float_sums)."""
+    """The rank's part of `count` float64 values at `offset` (of a .npy, or of any array
+    file arrays.float_sums reads), binned a mapped chunk at a time."""
     lo, hi = span(count, rank, np_)
 
     def chunks() -> Iterator[tuple[Sums, int]]:

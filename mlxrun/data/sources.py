@@ -91,9 +91,10 @@ def sums_shard(data: Data, rank: int, np_: int, quotes_before: Quotes = None) ->
     if data.format == "npy" and native.ext is not None:
         from mlxrun.data import float64s
 
-        plain = float64s.plain_float64(existing(data))
+        path = existing(data)
+        plain = float64s.plain_float64(path)
         if plain is not None:
-            return float64s.float64_sums(existing(data), *plain, rank, np_)
+            return float64s.float64_sums(path, *plain, rank, np_)
     from mlxrun.data import arrays
 
     return arrays.float_sums(arrays.array_view(data), rank, np_)

@@ -28,7 +28,7 @@ from mlxrun.errors import LaunchError
 from mlxrun.launch.hostfile import Hostfile
 from mlxrun.launch.job import JobSpec
 from mlxrun.launch.ports import PortBlock, reserve_ports
-from mlxrun.rank.forked import ForkedModule, can_fork
+from mlxrun.rank.forked import ForkedModule, module_of
 from mlxrun.rank.protocol import RANK_ENV, TOKEN_ENV
 from mlxrun.rank.timeline import mark
 
@@ -146,8 +146,9 @@ class Launch:
         argv = self.argv()
         mark("launch")
         try:
-            if argv[0] == sys.executable and argv[1] == "-m" and can_fork():
-                self.proc = ForkedModule(argv[2], argv[3:], env, new_session=True)
+            module = module_of(argv)
+            if module is not None:
+                self.proc = ForkedModule(module, argv[3:], env, new_session=True)
                 return
             self.proc = subprocess.Popen(
                 argv,

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Union
 
-from mlxrun.rank.forked import ForkedModule, can_fork
+from mlxrun.rank.forked import ForkedModule, module_of
 from mlxrun.rank.protocol import (
     ADDRESS_ENV,
     HEARTBEAT_ENV,
@@ -184,11 +184,15 @@ def own_module(argv: list[str]) -> str | None:
     to be run in a fork. Not under MPI: a fork ends with os._exit, which skips the
     interpreter's teardown and with it MPI_Finalize, and mpirun then calls the rank's exit
     improper and kills the others (seen: `mlxrun bench --np 4 --backend mpi`)."""
-    if "OMPI_COMM_WORLD_RANK" in os.environ or "PMI_RANK" in os.environ or not can_fork():
+    if "OMPI_COMM_WORLD_RANK" in os.environ or "PMI_RANK" in os.environ:
         return None
-    if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
-        if argv[2].startswith("mlxrun.") and argv[2].replace(".", "").isidentifier():
-            return argv[2]
+    module = module_of(argv)
+    if (
+        module is not None
+        and module.startswith("mlxrun.")
+        and module.replace(".", "").isidentifier()
+    ):
+        return module
     return None
 
 

@@ -45,6 +45,14 @@ def can_fork() -> bool:
     )
 
 
+def module_of(argv: list[str]) -> str | None:
+    """The module of `python -m MODULE ...` run by this very interpreter, if argv is that
+    and this process may fork (can_fork): what a fork of it can run."""
+    if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m" and can_fork():
+        return argv[2]
+    return None
+
+
 class ForkedModule:
     """The forked `python -m module args`; looks like a Popen to its callers: pid,
     stdout, stderr, poll, wait, signals."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mlxrun.rank.forked import NO_FORK_ENV, ForkedModule
-from tests.helpers import launcher_ports, socket_inodes, start
+from tests.helpers import children, launcher_ports, socket_inodes, start
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks only on Linux")
 PROBE = """
@@ -172,9 +172,9 @@ def test_a_forked_launcher_holds_none_of_mlxruns_sockets(tmp_path: Path) -> None
         while not launcher_ports(job.pid, 2) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert launcher_ports(job.pid, 2), "the job's ports never showed"
-        children = Path(f"/proc/{job.pid}/task/{job.pid}/children").read_text().split()
-        assert len(children) == 1  # the launcher
-        launcher = int(children[0])
+        launchers = children(job.pid)
+        assert len(launchers) == 1  # the launcher
+        (launcher,) = launchers
         assert "mlxrun" in Path(f"/proc/{launcher}/cmdline").read_text()  # a fork of mlxrun
         assert socket_inodes(launcher) & socket_inodes(job.pid) == set()
     finally:
