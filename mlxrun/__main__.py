@@ -2,7 +2,7 @@
 
 import os
 
-from mlxrun.cli.signals import Stopped, take_stop_signals
+from mlxrun.cli.signals import stop_behind, take_stop_signals
 from mlxrun.rank.timeline import mark
 
 
@@ -13,7 +13,10 @@ def console_main() -> None:
         from mlxrun.cli.app import console_main as run
 
         run()  # exits
-    except Stopped as stop:
+    except BaseException as e:  # noqa: BLE001 - a stop signal, however Python wrapped it
+        stop = stop_behind(e)
+        if stop is None:
+            raise
         os._exit(stop.exit_code)
 
 

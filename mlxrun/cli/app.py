@@ -19,7 +19,7 @@ import typer
 from mlxrun import __version__
 from mlxrun.cli.progress import rank_progress
 from mlxrun.cli.render import check_table, histogram_table, result_table, show_end
-from mlxrun.cli.signals import Stopped, exiting, take_stop_signals
+from mlxrun.cli.signals import Stopped, exiting, stop_behind, take_stop_signals
 from mlxrun.data.sources import check_data
 from mlxrun.errors import ExitCode, MlxrunError, UsageError
 from mlxrun.launch.command import parse_ranks, resolve_command
@@ -663,6 +663,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `mlxrun sum big.txt | head`: the reader has what it wanted
         return ExitCode.OUTPUT_CLOSED
     except Exception as e:  # noqa: BLE001 - the last line of defence
+        stop = stop_behind(e)
+        if stop is not None:  # a stop signal that Python wrapped (cli.signals)
+            raise stop from None
         if _is_click_error(e):
             return _show_click_error(e)
         return _internal_error(e)

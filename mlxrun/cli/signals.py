@@ -25,6 +25,20 @@ class Stopped(BaseException):
         self.exit_code = 128 + signum
 
 
+def stop_behind(e: BaseException | None) -> Stopped | None:
+    """The stop signal an exception stands for. Python wraps what some hooks raise in an
+    exception of its own: a SIGTERM during the CLI's imports, inside a class's
+    __set_name__ (ipaddress, imported by pathlib), came out as "RuntimeError: Error calling
+    __set_name__", caused by Stopped, and as a traceback."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, Stopped):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _stop(signum: int, _frame: object) -> None:
     for sig in STOP_SIGNALS:  # mlxrun is on its way out: a second signal changes nothing
         signal.signal(sig, signal.SIG_IGN)

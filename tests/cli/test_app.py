@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlxrun.cli.app import app, app_for, main
+from mlxrun.cli.signals import Stopped, stop_behind
 from tests.helpers import script
 
 runner = CliRunner()
@@ -154,3 +155,30 @@ def test_a_hostfile_of_local_hosts_runs_one_rank_per_host(mlxrun, tmp_path: Path
     run = mlxrun("exec", "--hostfile", hosts, "--", "python", script("classic.py"))
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("total 10") == 3
+
+
+class _StopsOnSetName:
+    def __set_name__(self, owner: type, name: str) -> None:
+        raise Stopped(15)  # as the handler raises it, when SIGTERM lands in a class's creation
+
+
+def test_a_stop_signal_that_python_wrapped_is_still_a_stop() -> None:
+    # Python itself wraps it: "RuntimeError: Error calling __set_name__" (seen in CI, a
+    # SIGTERM during the CLI's imports), caused by the Stopped.
+    with pytest.raises(RuntimeError) as e:
+        type("Class", (), {"attr": _StopsOnSetName()})
+    stop = stop_behind(e.value)
+    assert stop is not None and stop.exit_code == 128 + 15
+    assert stop_behind(RuntimeError("plain")) is None
+
+
+def test_main_passes_a_wrapped_stop_on_as_a_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fault injected: a signal at exactly that moment cannot be had on demand.
+    def wrapped(argv: list[str]) -> object:
+        type("Class", (), {"attr": _StopsOnSetName()})
+        return None
+
+    monkeypatch.setattr("mlxrun.cli.app.app_for", wrapped)
+    with pytest.raises(Stopped) as e:
+        main(["sum", "x.txt"])
+    assert e.value.exit_code == 143
