@@ -18,11 +18,38 @@ if native.ext is None:
 _textparse = native.ext
 
 
-def parse(src: bytes) -> tuple[list[float], list[int], bool, int, int]:
-    floats = np.empty(len(src) // 2 + 1)
-    ints = np.empty(len(src) // 2 + 1, dtype=np.int64)
-    count, all_int, kind, where = _textparse.parse(src, floats, ints)
+Parsed = tuple[list[float], list[int], bool, int, int]
+# The vector reader (AVX2, where the CPU has it) reads 33 bytes before a token and 33 from
+# it; with this much around the text, every token of it is its to read.
+PAD = b" " * 40
+
+
+def parse_with(src: bytes, simd: bool) -> Parsed:
+    was = _textparse.use_simd(simd)
+    try:
+        floats = np.empty(len(src) // 2 + 1)
+        ints = np.empty(len(src) // 2 + 1, dtype=np.int64)
+        count, all_int, kind, where = _textparse.parse(src, floats, ints)
+    finally:
+        _textparse.use_simd(was)
     return floats[:count].tolist(), ints[:count].tolist(), bool(all_int), kind, where
+
+
+def as_bits(result: Parsed) -> tuple[object, ...]:
+    floats, ints, all_int, kind, where = result
+    return [bits(f) for f in floats], ints if all_int else None, all_int, kind, where
+
+
+def parse(src: bytes) -> Parsed:
+    """src parsed as it is (too short for the vector reader), and padded, by the vector
+    reader and by the portable one: all three must give the same bits and the same error
+    (offsets moved by the padding)."""
+    result = parse_with(src, True)
+    for simd in (True, False):
+        floats, ints, all_int, kind, where = parse_with(PAD + src + PAD, simd)
+        padded = (floats, ints, all_int, kind, where - len(PAD) if kind else 0)
+        assert as_bits(padded) == as_bits(result), (src, simd)
+    return result
 
 
 def bits(x: float) -> bytes:
@@ -143,3 +170,144 @@ def test_numbers_in_a_row_parse_as_they_do_alone(tokens: list[str], seps: list[s
     high, low = np.zeros(2048, dtype=np.int64), np.zeros(2048, dtype=np.int64)
     count, *_ = _textparse.sum_text(text.encode(), high, low)
     assert count == len(tokens)
+
+
+# Tokens where a vector reader could go wrong: every length around its limits (19 digits,
+# 31 bytes), points in every place, leading zeros, signs, exponents after the digits it
+# read, the words, and what is not a number.
+tricky_token = st.one_of(
+    decimal_text,
+    st.builds(
+        lambda digits, point, sign: sign + (digits[:point] + "." + digits[point:]),
+        st.text("0123456789", min_size=1, max_size=34),
+        st.integers(0, 34),
+        st.sampled_from(["", "-", "+"]),
+    ),
+    st.floats(allow_nan=False).map(repr),
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.sampled_from(
+        [
+            "5.",
+            ".5",
+            "-.5",
+            "+0",
+            "-0",
+            "00000000000000000001",
+            "0" * 40,
+            "9" * 19,
+            "9" * 20,
+            "1" * 31,
+            "1" * 32,
+            "1." + "2" * 30,
+            "1e5",
+            "1.5E-3",
+            "1.5e+400",
+            "nan",
+            "-inf",
+            "Infinity",
+            "9223372036854775808",
+            "-9223372036854775809",
+        ]
+    ),
+)
+bad_token = st.sampled_from(["1.2.3", "12abc", "--1", ".", "1e", "1e5x", "0x10", "1_0", "5.e"])
+
+
+def sums(src: bytes, simd: bool) -> tuple[object, ...]:
+    from mlxrun.reduce.algebra import fold_bins
+
+    was = _textparse.use_simd(simd)
+    try:
+        high, low = native.empty_bins(), native.empty_bins()
+        result = _textparse.sum_text(src, high, low)
+    finally:
+        _textparse.use_simd(was)
+    return (*result, fold_bins(high, low))
+
+
+def expected_error(token: str) -> int:
+    """0 for a number, 1 for what is not one, 2 for an integer beyond int64."""
+    try:
+        float(token)
+    except ValueError:
+        return 1
+    if "_" in token or token.startswith(("0x", "0X")):
+        return 1
+    if token.lstrip("+-").isdigit() and not -(2**63) <= int(token) < 2**63:
+        return 2
+    return 0
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    tokens=st.lists(tricky_token, min_size=1, max_size=30),
+    seps=st.lists(st.sampled_from([" ", ",", "\t", "\n", "\r\n", "  ", " # 1 2\n"]), min_size=1),
+    lead=st.integers(0, 40),
+    bad=st.none() | st.tuples(bad_token, st.integers(0, 30)),
+)
+def test_the_vector_reader_reads_as_the_portable_one(
+    tokens: list[str], seps: list[str], lead: int, bad: tuple[str, int] | None
+) -> None:
+    # Both readers on the same text, from every offset into the vector reader's stretch:
+    # the same numbers to the bit, the same sums, the same first error and offset.
+    if bad is not None:
+        tokens.insert(min(bad[1], len(tokens)), bad[0])
+    text, starts = " " * lead, []
+    for k, token in enumerate(tokens):
+        starts.append(len(text))
+        text += token + seps[k % len(seps)]
+    src = text.encode()
+    fast, portable = parse_with(src, True), parse_with(src, False)
+    assert as_bits(fast) == as_bits(portable), src
+    assert sums(src, True) == sums(src, False), src
+    errors = [(expected_error(t), start) for t, start in zip(tokens, starts, strict=True)]
+    first = next(((kind, start) for kind, start in errors if kind), (0, 0))
+    floats, ints, all_int, kind, where = fast
+    assert (kind, where if kind else 0) == first, src
+    good = tokens[: len(floats)]
+    assert all(same(f, float(t)) for f, t in zip(floats, good, strict=True)), src
+    if kind == 0 and all_int:
+        assert ints == [int(t) for t in tokens]
+
+
+GUARDED = r"""
+import ctypes, mmap, sys
+import numpy as np
+from mlxrun import native
+
+# Text right after an inaccessible page, and right before another: a read outside it is
+# a segmentation fault, not a quiet read of a neighbour's bytes.
+PAGE = mmap.PAGESIZE
+area = mmap.mmap(-1, 4 * PAGE)
+base = ctypes.addressof(ctypes.c_char.from_buffer(area))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+for page in (0, 3):
+    assert libc.mprotect(base + page * PAGE, PAGE, 0) == 0, ctypes.get_errno()
+texts = [b"1", b"-7", b"1.5", b"12345678901234567", b"-1039.9841062404955\n", b"5 6\n7",
+         b"0.1 " * 40, b"1e5", b"nan", b"9" * 25, b"1." + b"2" * 40, b"x", b"12abc"]
+for text in texts:
+    for at in (PAGE, 3 * PAGE - len(text)):  # from a page's start; to a page's end
+        area[at : at + len(text)] = text
+        view = memoryview(area)[at : at + len(text)]
+        for simd in (True, False):
+            native.ext.use_simd(simd)
+            floats, ints = np.empty(len(text)), np.empty(len(text), dtype=np.int64)
+            native.ext.parse(view, floats, ints)
+            native.ext.sum_text(view, np.zeros(2048, np.int64), np.zeros(2048, np.int64))
+        view.release()
+        area[at : at + len(text)] = b" " * len(text)
+print("ok")
+"""
+
+
+def test_no_read_outside_the_text() -> None:
+    # The vector reader loads 32 bytes at a time, before and after a token: only where
+    # the text has them.
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", GUARDED], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and run.stdout == "ok\n", run.stderr[-2000:]
