@@ -7,9 +7,15 @@ STAMP  := $(VENV)/.installed
 .PHONY: install demo test test-deps plot-deps lint check bench clean
 
 # What the tests need from the system: an ssh client and server (the loopback hosts of
-# tests/hosts), Debian's Open MPI 4 (the check must recognise it as the wrong mpirun) and
-# eu-stack (the stall watchdog reads the native stacks of ranks waiting in a collective).
+# tests/hosts), Debian's Open MPI 4 (the check must recognise it as the wrong mpirun),
+# eu-stack (the stall watchdog reads the native stacks of ranks waiting in a collective)
+# and, on x86-64, an arm64 cross compiler and qemu (tests/native runs the NEON reader).
 SYSTEM_TOOLS := /usr/bin/ssh /usr/sbin/sshd /usr/bin/mpirun /usr/bin/eu-stack
+SYSTEM_PACKAGES := openssh-client openssh-server openmpi-bin elfutils
+ifeq ($(shell uname -m),x86_64)
+SYSTEM_TOOLS += /usr/bin/aarch64-linux-gnu-gcc /usr/bin/qemu-aarch64
+SYSTEM_PACKAGES += gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+endif
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -32,7 +38,7 @@ lint: install
 test-deps:
 	@for tool in $(SYSTEM_TOOLS); do test -x $$tool || missing=1; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-client openssh-server openmpi-bin elfutils >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 	elif [ -n "$$missing" ]; then \
 		echo "note: $(SYSTEM_TOOLS) not all present; the tests that need them are skipped"; \
 	fi

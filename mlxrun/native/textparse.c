@@ -9,417 +9,20 @@
  * Integer tokens are stored exactly in `ints` (and rounded in `floats`); all_int says
  * whether every token was an integer.
  *
- * Every float is correctly rounded, as Python's float() rounds it, by the first of these
- * that decides:
- * - Eisel and Lemire's algorithm (as in fast_float): the 19-digit mantissa times a
- *   128-bit approximation of 5**q (table in pow5.h) gives the result's top bits; where
- *   that approximation or a tie could leave the rounding in doubt, or the result is
- *   subnormal or overflows, it does not decide;
- * - Clinger's fast path: a mantissa below 2**53 times an exact power of ten below 1e23
- *   is one IEEE operation, hence correctly rounded (the exact ties, such as 0.5);
- * - anything else (more than 19 digits, a doubtful case) goes to the C library's
- *   strtod, which is correctly rounded in glibc and macOS libc.
- * Eisel-Lemire goes first although Clinger's path is shorter: which of the two a number
- * takes would depend on whether its digits pass 2**53, a branch that real data (15 to 17
- * digits, at random) leave the predictor to guess. Measured on the benchmark's floats: 1.37x faster
- * with the vector reader below, 1.15x with the portable one.
- * The grammar is Python's float() grammar without underscores and hex: an optional
- * sign, digits with an optional point, an optional exponent, or nan/inf/infinity.
+ * The numbers themselves are read by numbers.h (its comment says how).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                             1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                             1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 #include "bins.h"
 #include "native.h"
-#include "pow5.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ALWAYS_INLINE inline
-#endif
-
-/* Separators, looked up rather than compared one by one: this test runs for every byte. */
-static unsigned char SEPARATOR[256];
-
-static inline int is_sep(unsigned char c) { return SEPARATOR[c]; }
-
-static inline int is_end(const unsigned char *p, const unsigned char *end) {
-    return p == end || is_sep(*p) || *p == '#';
-}
-
-static int match_word(const unsigned char *p, const unsigned char *end, const char *word) {
-    size_t n = strlen(word);
-    if ((size_t)(end - p) < n) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
-        if (c != (unsigned char)word[i]) return 0;
-    }
-    return (int)n;
-}
-
-/* strtod on a NUL-terminated copy of [start, stop): the exact fallback. */
-static double slow_double(const unsigned char *start, const unsigned char *stop) {
-    char buf[128];
-    size_t n = (size_t)(stop - start);
-    char *copy = n < sizeof buf ? buf : (char *)malloc(n + 1);
-    if (copy == NULL) return strtod("nan", NULL);
-    memcpy(copy, start, n);
-    copy[n] = 0;
-    double v = strtod(copy, NULL);
-    if (copy != buf) free(copy);
-    return v;
-}
-
-/* The full 128-bit product of two 64-bit numbers. */
-static inline void mul128(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
-    __uint128_t r = (__uint128_t)a * b;
-    *hi = (uint64_t)(r >> 64);
-    *lo = (uint64_t)r;
-}
-
-/* w * 10**q for 0 < w < 2**64, correctly rounded, or 0 when it cannot be sure. */
-static ALWAYS_INLINE int eisel_lemire(uint64_t w, int q, int negative, double *out) {
-    if (q < POW5_MIN_Q || q > POW5_MAX_Q) return 0;
-    int lz = __builtin_clzll(w);
-    w <<= lz;
-    int index = 2 * (q - POW5_MIN_Q);
-    uint64_t hi, lo;
-    mul128(w, POW5[index], &hi, &lo);
-    const uint64_t mask = 0xFFFFFFFFFFFFFFFFULL >> 55; /* the bits below the 55 we keep */
-    if ((hi & mask) == mask) { /* they might carry: add the table's next 64 bits */
-        uint64_t hi2, lo2;
-        mul128(w, POW5[index + 1], &hi2, &lo2);
-        lo += hi2;
-        if (hi2 > lo) hi++;
-        if ((hi & mask) == mask && lo == 0xFFFFFFFFFFFFFFFFULL) return 0;
-    }
-    int upper = (int)(hi >> 63);
-    uint64_t mantissa = hi >> (upper + 9);
-    int power2 = (((152170 + 65536) * q) >> 16) + 63 + upper - lz + 1023;
-    if (power2 <= 0) return 0; /* subnormal */
-    if (lo <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1) return 0; /* maybe a tie */
-    mantissa += mantissa & 1;
-    mantissa >>= 1;
-    if (mantissa >= (2ULL << 52)) {
-        mantissa = 1ULL << 52;
-        power2++;
-    }
-    if (power2 >= 0x7FF) return 0; /* overflow */
-    uint64_t bits = (mantissa & ~(1ULL << 52)) | ((uint64_t)power2 << 52);
-    bits |= (uint64_t)negative << 63;
-    memcpy(out, &bits, sizeof bits);
-    return 1;
-}
-
-
-/* d with its sign bit set if `negative` (d >= 0): without a branch, as signs of real data
- * are a coin toss for the branch predictor. */
-static inline double with_sign(double d, int negative) {
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof bits);
-    bits |= (uint64_t)negative << 63;
-    memcpy(&d, &bits, sizeof bits);
-    return d;
-}
-
-static ALWAYS_INLINE int fast_double(uint64_t w, int q, int negative, double *out) {
-    if (w == 0) {
-        *out = with_sign(0.0, negative);
-        return 1;
-    }
-    if (eisel_lemire(w, q, negative, out)) return 1;
-    if (w <= (1ULL << 53) && q >= -22 && q <= 22) {
-        double d = (double)w;
-        d = q < 0 ? d / P10[-q] : d * P10[q];
-        *out = with_sign(d, negative);
-        return 1;
-    }
-    return 0;
-}
-
-/* Eight digits at once (SWAR, as in fast_float): most numbers of real data have more
- * than eight, and the byte loop's multiply chain costs a few cycles per digit. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define LITTLE_ENDIAN_SWAR 1
-#else
-#define LITTLE_ENDIAN_SWAR 0 /* the byte order the tricks below need: else byte by byte */
-#endif
-
-static inline uint64_t load8(const unsigned char *p) {
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* A byte of v has its top bit set here if it is not an ASCII digit; exact up to and
- * including the first such byte (the arithmetic's carries only run upwards). */
-static inline uint64_t non_digits(uint64_t v) {
-    return ((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL;
-}
-
-static inline uint64_t eight_digits_value(uint64_t v) {
-    v -= 0x3030303030303030ULL;
-    v = (v * 10) + (v >> 8);
-    return (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
-            (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >>
-           32;
-}
-
-static const uint64_t P10U[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
-
-/* Reads the digits at p into *w (w * 10 + digit, wrapping like the byte loop would).
- * Eight bytes at a time: a run of fewer than eight digits is moved to the low end of
- * the word, padded with '0's, and read in one go, so a number's length costs no
- * mispredicted branch per digit. */
-static inline const unsigned char *digit_run(const unsigned char *p, const unsigned char *end,
-                                             uint64_t *w) {
-    uint64_t v = *w;
-    while (LITTLE_ENDIAN_SWAR && end - p >= 8) {
-        uint64_t chunk = load8(p);
-        uint64_t stop = non_digits(chunk);
-        if (stop == 0) {
-            v = v * 100000000ULL + eight_digits_value(chunk);
-            p += 8;
-            continue;
-        }
-        int n = __builtin_ctzll(stop) >> 3; /* digits before the first non-digit */
-        if (n > 0) {
-            uint64_t digits = (chunk << (8 * (8 - n))) | (0x3030303030303030ULL >> (8 * n));
-            v = v * P10U[n] + eight_digits_value(digits);
-            p += n;
-        }
-        *w = v;
-        return p;
-    }
-    while (p < end && (unsigned)(*p - '0') < 10) v = v * 10 + (uint64_t)(*p++ - '0');
-    *w = v;
-    return p;
-}
-
-/* Moves *pp past separators and comments to the next token; 0 at the end of the text. */
-static inline int skip_to_token(const unsigned char **pp, const unsigned char *end) {
-    const unsigned char *p = *pp;
-    while (p < end) {
-        if (is_sep(*p)) {
-            p++;
-        } else if (*p == '#') {
-            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-            p = nl ? nl + 1 : end;
-        } else {
-            break;
-        }
-    }
-    *pp = p;
-    return p < end;
-}
-
-/* The rest of a number whose digits ended at p: its exponent, if any, then its value. w holds
- * the digits read (all of them unless `dropped`), q the power of ten to scale w by, point
- * whether a point was seen. Shared by both digit readers, so they give the same answers. */
-static ALWAYS_INLINE const unsigned char *finish_number(const unsigned char *start,
-                                                        const unsigned char *p,
-                                                        const unsigned char *end, uint64_t w,
-                                                        int q, int point, int dropped,
-                                                        int negative, double *f, int64_t *i,
-                                                        int *is_int, int *overflow) {
-    int exponent = 0, huge_exponent = 0;
-    if (p < end && !is_sep(*p) && *p != '#') { /* most numbers end at a separator */
-        if (*p != 'e' && *p != 'E') return NULL;
-        const unsigned char *e = p + 1;
-        int eneg = 0;
-        if (e < end && (*e == '+' || *e == '-')) {
-            eneg = *e == '-';
-            e++;
-        }
-        if (e == end || *e < '0' || *e > '9') return NULL;
-        for (; e < end && *e >= '0' && *e <= '9'; e++) {
-            if (exponent < 100000) {
-                exponent = exponent * 10 + (*e - '0');
-            } else {
-                huge_exponent = 1; /* as many leading zeros could make up for it: strtod */
-            }
-        }
-        exponent = eneg ? -exponent : exponent;
-        p = e;
-        point = 1; /* an exponent makes it a float */
-        if (!is_end(p, end)) return NULL;
-    }
-    if (!point) { /* an integer: exact in int64, or an overflow to report */
-        *is_int = 1;
-        if (dropped || w > (uint64_t)INT64_MAX + (uint64_t)negative) {
-            *overflow = 1;
-            return p;
-        }
-        *i = negative ? (int64_t)(0 - w) : (int64_t)w;
-        *f = negative && w == 0 ? -0.0 : (double)*i; /* float("-0") is -0.0 */
-        return p;
-    }
-    *is_int = 0;
-    if (dropped || huge_exponent || !fast_double(w, q + exponent, negative, f)) {
-        *f = slow_double(start, p);
-    }
-    return p;
-}
-
-/* Parses one token at p (p < end); returns the end of the token, or NULL if it is not a
- * number. Inlined into the text loop (a call cost 20 of its 240 instructions per number);
- * csvparse.c parses fields with it too, as native_number. */
-static ALWAYS_INLINE const unsigned char *number_at(const unsigned char *p,
-                                                    const unsigned char *end, double *f,
-                                                    int64_t *i, int *is_int, int *overflow) {
-    const unsigned char *start = p;
-    int negative = *p == '-';
-    p += negative | (*p == '+'); /* no branch: signs are a coin toss for the predictor */
-    int n = 0;
-    unsigned char c0 = p < end ? *p : 0;
-    int word = c0 == 'i' || c0 == 'I' || c0 == 'n' || c0 == 'N'; /* only then a name */
-    if (word && ((n = match_word(p, end, "infinity")) || (n = match_word(p, end, "inf")) ||
-                 (n = match_word(p, end, "nan")))) {
-        if (!is_end(p + n, end)) return NULL;
-        *f = p[0] == 'n' || p[0] == 'N' ? (negative ? -NAN : NAN)
-                                        : (negative ? -INFINITY : INFINITY);
-        *is_int = 0;
-        return p + n;
-    }
-    uint64_t w = 0;
-    int digits = 0, significant = 0, dropped = 0, q = 0, point = 0;
-    /* The common case first: at most 19 digits in all, read by two tight loops. Leading
-     * zeros count here but add nothing to w; a longer number is read again below. */
-    const unsigned char *digits_start = p;
-    p = digit_run(p, end, &w);
-    int int_digits = (int)(p - digits_start);
-    int frac_digits = 0;
-    if (p < end && *p == '.') {
-        const unsigned char *frac = ++p;
-        p = digit_run(p, end, &w);
-        frac_digits = (int)(p - frac);
-        point = 1;
-    }
-    int careful = int_digits + frac_digits > 19;
-    if (!careful) {
-        digits = int_digits + frac_digits;
-        q = -frac_digits;
-    } else { /* too long for one uint64: the careful loop skips zeros and drops digits */
-        p = digits_start;
-        w = 0;
-        point = 0;
-    }
-    for (; careful && p < end; p++) {
-        unsigned char c = *p;
-        if (c >= '0' && c <= '9') {
-            digits++;
-            if (significant == 0 && c == '0') {
-                if (point) q--;
-                continue;
-            }
-            if (significant < 19) {
-                w = w * 10 + (uint64_t)(c - '0');
-                significant++;
-                if (point) q--;
-            } else {
-                dropped = 1; /* more digits than fit: strtod decides */
-                if (!point) q++;
-            }
-        } else if (c == '.' && !point) {
-            point = 1;
-        } else {
-            break;
-        }
-    }
-    if (digits == 0) return NULL;
-    return finish_number(start, p, end, w, q, point, dropped, negative, f, i, is_int, overflow);
-}
+#include "numbers.h"
 
 const unsigned char *native_number(const unsigned char *p, const unsigned char *end, double *f,
                                    int64_t *i, int *is_int, int *overflow) {
     return number_at(p, end, f, i, is_int, overflow);
 }
-
-/* A number's digits in 32-byte vectors (AVX2, checked at run time; not with
- * MLXRUN_NO_SIMD=1), where number_at reads them eight at a time with a branch per run of
- * digits, mispredicted as lengths vary. Two compares find the digits and the point of the
- * 32 bytes at the token; the digits are then loaded again right-aligned at their end, the
- * point squeezed out by a blend with the same bytes one to the left, and multiply-adds
- * combine them eight at a time. It takes only a plain number of 1 to 19 digits (an exponent
- * may follow), anything else is number_at's, and both end in finish_number: the same
- * answers, which the tests compare. It reads from 32 bytes before the token to 32 after
- * its start: the caller keeps it AVX2_BEFORE and AVX2_AFTER bytes from the text's ends. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_AVX2_READER 1
-#include <immintrin.h>
-#define TARGET_AVX2 __attribute__((target("avx2")))
-#define AVX2_BEFORE 33
-#define AVX2_AFTER 33
-
-TARGET_AVX2 static inline __m256i load32(const unsigned char *p) {
-    return _mm256_loadu_si256((const __m256i *)(const void *)p);
-}
-
-/* The bytes' constants, read from memory as they are used: filled in at import, as with
- * set1 GCC builds them again for every number (two instructions each). */
-static unsigned char NINES[32], ZEROS[32], POINTS[32];
-
-TARGET_AVX2 static ALWAYS_INLINE const unsigned char *number_avx2(const unsigned char *p,
-                                                                  const unsigned char *end,
-                                                                  double *f, int64_t *i,
-                                                                  int *is_int, int *overflow) {
-    int negative = *p == '-';
-    const unsigned char *s = p + (negative | (*p == '+'));
-    const __m256i v = load32(s);
-    const __m256i zero_char = load32(ZEROS);
-    const __m256i d = _mm256_sub_epi8(v, zero_char);
-    const __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, load32(NINES)), d);
-    uint32_t digits = (uint32_t)_mm256_movemask_epi8(is_digit);
-    uint32_t dots = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, load32(POINTS)));
-    uint32_t body = digits | dots;
-    if (body == 0xFFFFFFFFu) return number_at(p, end, f, i, is_int, overflow);
-    int len = __builtin_ctz(~body); /* digits and points before the first other byte */
-    dots &= (1u << len) - 1;
-    int point = dots != 0, n = len - point;
-    if ((dots & (dots - 1)) != 0 || (unsigned)(n - 1) > 18) {
-        return number_at(p, end, f, i, is_int, overflow); /* two points, none or long */
-    }
-    int frac = point ? len - 1 - __builtin_ctz(dots) : 0;
-    /* Right-aligned: byte k of the frame is stop[k - 32]; the bytes before the point's
-     * position come one byte earlier instead, which squeezes the point out. */
-    const unsigned char *stop = s + len;
-    const __m256i index = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                                           16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
-                                           29, 30, 31);
-    const __m256i before_point = _mm256_set1_epi8((char)(point ? 32 - frac : 0));
-    const __m256i frame = _mm256_blendv_epi8(load32(stop - 32), load32(stop - 33),
-                                             _mm256_cmpgt_epi8(before_point, index));
-    const __m256i keep = _mm256_cmpgt_epi8(index, _mm256_set1_epi8((char)(31 - n)));
-    const __m256i values = _mm256_and_si256(_mm256_sub_epi8(frame, zero_char), keep);
-    /* Pairs, fours, eights: bytes 0-7, 8-15, 16-23 and 24-31 as four 32-bit numbers. */
-    __m256i x = _mm256_maddubs_epi16(values, _mm256_set1_epi16(0x010A));
-    x = _mm256_madd_epi16(x, _mm256_set1_epi32(0x00010064));
-    x = _mm256_packus_epi32(x, x);
-    x = _mm256_madd_epi16(x, _mm256_set1_epi32(0x00012710));
-    uint64_t upper = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(x));
-    uint64_t lower = (uint64_t)_mm_cvtsi128_si64(_mm256_extracti128_si256(x, 1));
-    /* At most 19 digits: bytes 0-12 are zeros, so the first eight add nothing. */
-    uint64_t w = (upper >> 32) * 10000000000000000ULL + (lower & 0xFFFFFFFFu) * 100000000ULL +
-                 (lower >> 32);
-    return finish_number(p, stop, end, w, -frac, point, 0, negative, f, i, is_int, overflow);
-}
-
-static int have_avx2(void) {
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return known;
-}
-#endif
 
 /* What a number reader's result means for the text loop: 1 with *pp past the number, or -1
  * with *pp at the bad token and *kind 1 (not a number) or 2 (an integer beyond int64). */
@@ -445,30 +48,31 @@ static ALWAYS_INLINE int next_number(const unsigned char **pp, const unsigned ch
     return taken(pp, next, overflow, kind);
 }
 
-#ifdef HAVE_AVX2_READER
-/* As next_number, reading with number_avx2 where the text around the token allows: from
- * `lo` (begin + AVX2_BEFORE) to `hi` (end - AVX2_AFTER). */
-TARGET_AVX2 static ALWAYS_INLINE int next_number_avx2(const unsigned char **pp,
-                                                      const unsigned char *lo,
-                                                      const unsigned char *hi,
-                                                      const unsigned char *end, double *f,
-                                                      int64_t *i, int *is_int, int *kind) {
+#ifdef HAVE_VECTOR_READER
+/* As next_number, reading with number_vector where the text around the token allows: from
+ * `lo` (begin + VECTOR_BEFORE) to `hi` (end - VECTOR_AFTER). */
+VECTOR_TARGET static ALWAYS_INLINE int next_number_vector(const unsigned char **pp,
+                                                          const unsigned char *lo,
+                                                          const unsigned char *hi,
+                                                          const unsigned char *end, double *f,
+                                                          int64_t *i, int *is_int, int *kind) {
     if (!skip_to_token(pp, end)) return 0;
     int overflow = 0;
     *f = 0;
     *i = 0;
     *is_int = 0;
     const unsigned char *p = *pp;
-    const unsigned char *next = p >= lo && p < hi ? number_avx2(p, end, f, i, is_int, &overflow)
-                                                  : number_at(p, end, f, i, is_int, &overflow);
+    const unsigned char *next = p >= lo && p < hi
+                                    ? number_vector(p, end, f, i, is_int, &overflow)
+                                    : number_at(p, end, f, i, is_int, &overflow);
     return taken(pp, next, overflow, kind);
 }
 
-/* The stretch of [begin, end) where number_avx2 may read: [*lo, *hi), maybe empty. */
-static void avx2_stretch(const unsigned char *begin, const unsigned char *end,
-                         const unsigned char **lo, const unsigned char **hi) {
-    *lo = begin + AVX2_BEFORE;
-    *hi = end - begin > AVX2_BEFORE + AVX2_AFTER ? end - AVX2_AFTER : *lo;
+/* The stretch of [begin, end) where number_vector may read: [*lo, *hi), maybe empty. */
+static void vector_stretch(const unsigned char *begin, const unsigned char *end,
+                           const unsigned char **lo, const unsigned char **hi) {
+    *lo = begin + VECTOR_BEFORE;
+    *hi = end - begin > VECTOR_BEFORE + VECTOR_AFTER ? end - VECTOR_AFTER : *lo;
 }
 #endif
 
@@ -502,17 +106,17 @@ static int parse_portable(const unsigned char **pp, const unsigned char *begin,
     return found;
 }
 
-#ifdef HAVE_AVX2_READER
-TARGET_AVX2 static int parse_avx2(const unsigned char **pp, const unsigned char *begin,
-                                  const unsigned char *end, Parsed *o, int *kind) {
+#ifdef HAVE_VECTOR_READER
+VECTOR_TARGET static int parse_vector(const unsigned char **pp, const unsigned char *begin,
+                                      const unsigned char *end, Parsed *o, int *kind) {
     Parsed t = *o; /* a copy: a store to t.ints[] could otherwise be t.count */
     const unsigned char *p = *pp;
     const unsigned char *lo, *hi;
-    avx2_stretch(begin, end, &lo, &hi);
+    vector_stretch(begin, end, &lo, &hi);
     double f;
     int64_t i;
     int is_int, found;
-    while ((found = next_number_avx2(&p, lo, hi, end, &f, &i, &is_int, kind)) > 0) {
+    while ((found = next_number_vector(&p, lo, hi, end, &f, &i, &is_int, kind)) > 0) {
         store(&t, f, i, is_int);
     }
     *o = t;
@@ -537,9 +141,9 @@ PyObject *native_parse(PyObject *self, PyObject *args) {
     int kind = 0, found;
     Py_ssize_t where = 0;
     Py_BEGIN_ALLOW_THREADS
-#ifdef HAVE_AVX2_READER
-    if (native_simd && have_avx2()) {
-        found = parse_avx2(&p, begin, end, &out, &kind);
+#ifdef HAVE_VECTOR_READER
+    if (native_simd && vector_reader_available()) {
+        found = parse_vector(&p, begin, end, &out, &kind);
     } else
 #endif
         found = parse_portable(&p, begin, end, &out, &kind);
@@ -605,17 +209,18 @@ static int sum_portable(const unsigned char **pp, const unsigned char *begin,
     return found;
 }
 
-#ifdef HAVE_AVX2_READER
-TARGET_AVX2 static int sum_avx2(const unsigned char **pp, const unsigned char *begin,
-                                const unsigned char *end, Bins *b, Totals *totals, int *kind) {
+#ifdef HAVE_VECTOR_READER
+VECTOR_TARGET static int sum_vector(const unsigned char **pp, const unsigned char *begin,
+                                    const unsigned char *end, Bins *b, Totals *totals,
+                                    int *kind) {
     Totals t = *totals;
     const unsigned char *p = *pp;
     const unsigned char *lo, *hi;
-    avx2_stretch(begin, end, &lo, &hi);
+    vector_stretch(begin, end, &lo, &hi);
     double f;
     int64_t i;
     int is_int, found;
-    while ((found = next_number_avx2(&p, lo, hi, end, &f, &i, &is_int, kind)) > 0) {
+    while ((found = next_number_vector(&p, lo, hi, end, &f, &i, &is_int, kind)) > 0) {
         add(b, &t, f, i, is_int);
     }
     *totals = t;
@@ -647,9 +252,9 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
     int kind = 0, found;
     Py_ssize_t where = 0;
     Py_BEGIN_ALLOW_THREADS
-#ifdef HAVE_AVX2_READER
-    if (native_simd && have_avx2()) {
-        found = sum_avx2(&p, begin, end, &b, &t, &kind);
+#ifdef HAVE_VECTOR_READER
+    if (native_simd && vector_reader_available()) {
+        found = sum_vector(&p, begin, end, &b, &t, &kind);
     } else
 #endif
         found = sum_portable(&p, begin, end, &b, &t, &kind);
@@ -666,12 +271,4 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
                          b.neginf, isum_high, isum_low, t.rounding);
 }
 
-void native_textparse_init(void) {
-    const char *seps = " \t\n\r,\v\f";
-    for (const char *c = seps; *c; c++) SEPARATOR[(unsigned char)*c] = 1;
-#ifdef HAVE_AVX2_READER
-    memset(NINES, 9, sizeof NINES);
-    memset(ZEROS, '0', sizeof ZEROS);
-    memset(POINTS, '.', sizeof POINTS);
-#endif
-}
+void native_textparse_init(void) { numbers_init(); }
