@@ -64,6 +64,7 @@ check: install
 bench: install
 	$(BIN)/python -m pip install --quiet pandas pyarrow polars matplotlib mpi4py torch==2.13.0
 	command -v datamash >/dev/null || { apt-get update -qq && apt-get install -y -qq datamash >/dev/null; }
+	test -e /usr/include/fast_float/fast_float.h || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq libfast-float-dev >/dev/null; }
 	$(BIN)/python benchmarks/launcher.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/kernels.py

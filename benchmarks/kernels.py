@@ -1,8 +1,11 @@
 """The C kernels alone, in one process, against numpy in the same run: exact binning of
 float64 (AVX2 and the portable loop, forced with use_simd(False)) against numpy's inexact
-pairwise sum, in ns per value, and the text parser with its exact sum (`sum_text`) in MB/s
-of one core, on the 17-digit floats and 19-digit integers of benchmarks/run.py's files
-(a 100 MB head of each, in memory). Medians of `--repeat` alternating runs.
+pairwise sum, in ns per value, and the text parser with its exact sum (`sum_text`: the
+vector reader, AVX2 or NEON, and the portable one) in MB/s of one core, on the 17-digit
+floats and the integers of benchmarks/run.py's files (a 100 MB head of each, in memory),
+against fast_float's from_chars (parse and an inexact sum only) on the same bytes where a
+C++ compiler and its header are here (fastfloat.cpp; Debian: libfast-float-dev). Medians
+of `--repeat` alternating runs.
 Writes benchmarks/results/kernels.json.
 
 Usage: python benchmarks/kernels.py [--repeat 7]
@@ -12,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,10 +36,33 @@ TEXT_BYTES = 100_000_000
 TEXT_CHUNK = 8 << 20  # as the ranks map them
 
 
+class Measured(NamedTuple):
+    """What a peer in another process timed itself (its start-up left out)."""
+
+    seconds: float
+
+
 def timed(run: Callable[[], object]) -> float:
     start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+    result = run()
+    return result.seconds if isinstance(result, Measured) else time.perf_counter() - start
+
+
+def fast_float(work: Path, path: Path, size: int) -> Callable[[], Measured] | None:
+    """fastfloat.cpp built in `work`, run on the first `size` bytes of `path`; None where
+    there is no C++ compiler or no fast_float header."""
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    program = work / "fastfloat"
+    source = Path(__file__).with_name("fastfloat.cpp")
+    build = [compiler or "c++", "-O2", "-std=c++17", "-o", str(program), str(source)]
+    if compiler is None or subprocess.run(build, capture_output=True).returncode != 0:
+        return None
+
+    def run() -> Measured:
+        out = subprocess.run([program, path, str(size)], capture_output=True, check=True)
+        return Measured(float(out.stdout.split()[0]))
+
+    return run
 
 
 def bin_all(x: np.ndarray, simd: bool) -> Callable[[], None]:
@@ -72,6 +102,29 @@ def alternate(cases: dict[str, Callable[[], object]], repeat: int) -> dict[str, 
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def text_speeds(path: Path, work: Path, result: dict[str, object]) -> None:
+    if not path.exists():
+        print(f"  {path.name}: not made yet (python benchmarks/run.py makes it)")
+        return
+    with path.open("rb") as f:
+        head = f.read(TEXT_BYTES)
+    head = head[: head.rfind(b"\n") + 1]
+    cases: dict[str, Callable[[], object]] = {
+        "vector reader": sum_text(head, True),
+        "portable": sum_text(head, False),
+    }
+    peer = fast_float(work, path, TEXT_BYTES)
+    if peer is not None:
+        cases["fast_float from_chars, inexact"] = peer
+    else:
+        print("  (no C++ compiler or fast_float header: fast_float left out)")
+    speeds = alternate(cases, 5)
+    for how, seconds in speeds.items():
+        mb = len(head) / seconds / 1e6
+        result["text_mb_per_s"][f"{path.name} ({how})"] = mb  # type: ignore[index]
+        print(f"  {path.name}, {how}: {mb:.0f} MB/s on one core")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
@@ -95,19 +148,12 @@ def main() -> None:
         ns = seconds / VALUES * 1e9
         result["binning_ns_per_value"][name] = ns  # type: ignore[index]
         print(f"  {name:<36}{ns:6.2f} ns/value  {ns / numpy_ns:5.2f}x numpy")
-    for name in ("floats_100M.txt", "ints_100M.txt"):
-        path = DATA / name
-        if not path.exists():
-            print(f"  {name}: not made yet (python benchmarks/run.py makes it)")
-            continue
-        with path.open("rb") as f:
-            head = f.read(TEXT_BYTES)
-        head = head[: head.rfind(b"\n") + 1]
-        speeds = alternate({"simd": sum_text(head, True), "portable": sum_text(head, False)}, 3)
-        for how, seconds in speeds.items():
-            mb = len(head) / seconds / 1e6
-            result["text_mb_per_s"][f"{name} ({how})"] = mb  # type: ignore[index]
-            print(f"  sum_text on {name} ({how}): {mb:.0f} MB/s on one core")
+    work = Path(tempfile.mkdtemp())
+    try:
+        for name in ("floats_100M.txt", "ints_100M.txt"):
+            text_speeds(DATA / name, work, result)
+    finally:
+        shutil.rmtree(work)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "kernels.json").write_text(json.dumps(result, indent=2) + "\n")
 
