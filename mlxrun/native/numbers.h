@@ -352,6 +352,23 @@ static inline uint64_t from_groups(uint64_t g1, uint64_t g2, uint64_t g3) {
     return g1 * 10000000000000000ULL + g2 * 100000000ULL + g3;
 }
 
+/* A number's shape from the masks of digits and points of the 32 bytes at its digits: its
+ * length (digits and point), whether it has a point, its digits and those after the point.
+ * 0 where the vector reader leaves it to number_at: no digit or more than 19, two points,
+ * or 32 bytes of them (longer?). */
+static inline int plain_number(uint32_t digits, uint32_t dots, int *len, int *point, int *n,
+                               int *frac) {
+    uint32_t body = digits | dots;
+    if (body == 0xFFFFFFFFu) return 0;
+    *len = __builtin_ctz(~body); /* digits and points before the first other byte */
+    dots &= (1u << *len) - 1;
+    *point = dots != 0;
+    *n = *len - *point;
+    if ((dots & (dots - 1)) != 0 || (unsigned)(*n - 1) > 18) return 0;
+    *frac = *point ? *len - 1 - __builtin_ctz(dots) : 0;
+    return 1;
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_VECTOR_READER 1
 #include <immintrin.h>
@@ -390,15 +407,10 @@ VECTOR_TARGET static ALWAYS_INLINE const unsigned char *number_vector(const unsi
     const __m256i is_digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, load32(NINES)), d);
     uint32_t digits = (uint32_t)_mm256_movemask_epi8(is_digit);
     uint32_t dots = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, load32(POINTS)));
-    uint32_t body = digits | dots;
-    if (body == 0xFFFFFFFFu) return number_at(p, end, f, i, is_int, overflow);
-    int len = __builtin_ctz(~body); /* digits and points before the first other byte */
-    dots &= (1u << len) - 1;
-    int point = dots != 0, n = len - point;
-    if ((dots & (dots - 1)) != 0 || (unsigned)(n - 1) > 18) {
-        return number_at(p, end, f, i, is_int, overflow); /* two points, none or long */
+    int len, point, n, frac;
+    if (!plain_number(digits, dots, &len, &point, &n, &frac)) {
+        return number_at(p, end, f, i, is_int, overflow);
     }
-    int frac = point ? len - 1 - __builtin_ctz(dots) : 0;
     /* Right-aligned: byte k of the frame is stop[k - 32]; the bytes before the point's
      * position come one byte earlier instead, which squeezes the point out. */
     const unsigned char *stop = s + len;
@@ -465,15 +477,10 @@ static ALWAYS_INLINE const unsigned char *number_vector(const unsigned char *p,
                             vcleq_u8(vsubq_u8(b, zero_char), nine), vceqq_u8(a, dot),
                             vceqq_u8(b, dot));
     uint32_t digits = (uint32_t)masks, dots = (uint32_t)(masks >> 32);
-    uint32_t body = digits | dots;
-    if (body == 0xFFFFFFFFu) return number_at(p, end, f, i, is_int, overflow);
-    int len = __builtin_ctz(~body); /* digits and points before the first other byte */
-    dots &= (1u << len) - 1;
-    int point = dots != 0, n = len - point;
-    if ((dots & (dots - 1)) != 0 || (unsigned)(n - 1) > 18) {
-        return number_at(p, end, f, i, is_int, overflow); /* two points, none or long */
+    int len, point, n, frac;
+    if (!plain_number(digits, dots, &len, &point, &n, &frac)) {
+        return number_at(p, end, f, i, is_int, overflow);
     }
-    int frac = point ? len - 1 - __builtin_ctz(dots) : 0;
     /* As the AVX2 reader's frame, in two halves: bytes 0-15 and 16-31. */
     const unsigned char *stop = s + len;
     static const uint8_t first[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
