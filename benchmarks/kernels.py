@@ -48,15 +48,20 @@ def timed(run: Callable[[], object]) -> float:
     return result.seconds if isinstance(result, Measured) else time.perf_counter() - start
 
 
-def fast_float(work: Path, path: Path, size: int) -> Callable[[], Measured] | None:
-    """fastfloat.cpp built in `work`, run on the first `size` bytes of `path`; None where
-    there is no C++ compiler or no fast_float header."""
+def build_fast_float(work: Path) -> Path | None:
+    """fastfloat.cpp built in `work`; None where there is no C++ compiler or no fast_float
+    header."""
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     program = work / "fastfloat"
     source = Path(__file__).with_name("fastfloat.cpp")
     build = [compiler or "c++", "-O2", "-std=c++17", "-o", str(program), str(source)]
     if compiler is None or subprocess.run(build, capture_output=True).returncode != 0:
         return None
+    return program
+
+
+def fast_float(program: Path, path: Path, size: int) -> Callable[[], Measured]:
+    """The built fastfloat run on the first `size` bytes of `path`."""
 
     def run() -> Measured:
         out = subprocess.run([program, path, str(size)], capture_output=True, check=True)
@@ -102,7 +107,7 @@ def alternate(cases: dict[str, Callable[[], object]], repeat: int) -> dict[str, 
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def text_speeds(path: Path, work: Path, result: dict[str, object]) -> None:
+def text_speeds(path: Path, peer: Path | None, result: dict[str, object]) -> None:
     if not path.exists():
         print(f"  {path.name}: not made yet (python benchmarks/run.py makes it)")
         return
@@ -113,9 +118,8 @@ def text_speeds(path: Path, work: Path, result: dict[str, object]) -> None:
         "vector reader": sum_text(head, True),
         "portable": sum_text(head, False),
     }
-    peer = fast_float(work, path, TEXT_BYTES)
     if peer is not None:
-        cases["fast_float from_chars, inexact"] = peer
+        cases["fast_float from_chars, inexact"] = fast_float(peer, path, TEXT_BYTES)
     else:
         print("  (no C++ compiler or fast_float header: fast_float left out)")
     speeds = alternate(cases, 5)
@@ -150,8 +154,9 @@ def main() -> None:
         print(f"  {name:<36}{ns:6.2f} ns/value  {ns / numpy_ns:5.2f}x numpy")
     work = Path(tempfile.mkdtemp())
     try:
+        peer = build_fast_float(work)  # once, for both files
         for name in ("floats_100M.txt", "ints_100M.txt"):
-            text_speeds(DATA / name, work, result)
+            text_speeds(DATA / name, peer, result)
     finally:
         shutil.rmtree(work)
     RESULTS.mkdir(exist_ok=True)
