@@ -9,7 +9,7 @@ setup(
         Extension(
             "mlxrun.native._native",
             [f"{NATIVE}/module.c", f"{NATIVE}/textparse.c", f"{NATIVE}/csvparse.c", f"{NATIVE}/exactsum.c"],
-            depends=[f"{NATIVE}/{h}" for h in ("native.h", "bins.h", "pow5.h", "numbers.h")],
+            depends=[f"{NATIVE}/{h}" for h in ("native.h", "bins.h", "cpu.h", "pow5.h", "numbers.h")],
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bins.h"
+#include "cpu.h"
 #include "native.h"
 
 #define BLOCK 256
@@ -111,11 +112,6 @@ __attribute__((target("avx2"))) static void binned_avx2(const unsigned char *v, 
     binned_portable(v + 8 * k, n - k, hi, lo, nan, posinf, neginf);
 }
 
-static int have_avx2(void) {
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return known;
-}
 #endif
 
 void native_bin_values(const void *values, Py_ssize_t n, int64_t *hi, int64_t *lo,

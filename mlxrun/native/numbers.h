@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
+
 static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                              1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                              1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -374,11 +376,7 @@ static inline int plain_number(uint32_t digits, uint32_t dots, int *len, int *po
 #include <immintrin.h>
 #define VECTOR_TARGET __attribute__((target("avx2")))
 
-static inline int vector_reader_available(void) {
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return known;
-}
+static inline int vector_reader_available(void) { return have_avx2(); }
 
 VECTOR_TARGET static inline __m256i load32(const unsigned char *p) {
     return _mm256_loadu_si256((const __m256i *)(const void *)p);

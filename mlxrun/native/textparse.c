@@ -92,9 +92,8 @@ static ALWAYS_INLINE void store(Parsed *o, double f, int64_t i, int is_int) {
 }
 
 /* Each loop returns next_number's last result: 0 at the end, -1 at a bad token. */
-static int parse_portable(const unsigned char **pp, const unsigned char *begin,
-                          const unsigned char *end, Parsed *o, int *kind) {
-    (void)begin;
+static int parse_portable(const unsigned char **pp, const unsigned char *end, Parsed *o,
+                          int *kind) {
     Parsed t = *o; /* a copy: a store to t.ints[] could otherwise be t.count */
     const unsigned char *p = *pp;
     double f;
@@ -146,7 +145,7 @@ PyObject *native_parse(PyObject *self, PyObject *args) {
         found = parse_vector(&p, begin, end, &out, &kind);
     } else
 #endif
-        found = parse_portable(&p, begin, end, &out, &kind);
+        found = parse_portable(&p, end, &out, &kind);
     if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
@@ -195,9 +194,8 @@ static ALWAYS_INLINE void add(Bins *b, Totals *t, double f, int64_t i, int is_in
     }
 }
 
-static int sum_portable(const unsigned char **pp, const unsigned char *begin,
-                        const unsigned char *end, Bins *b, Totals *totals, int *kind) {
-    (void)begin;
+static int sum_portable(const unsigned char **pp, const unsigned char *end, Bins *b,
+                        Totals *totals, int *kind) {
     Totals t = *totals;
     const unsigned char *p = *pp;
     double f;
@@ -257,7 +255,7 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
         found = sum_vector(&p, begin, end, &b, &t, &kind);
     } else
 #endif
-        found = sum_portable(&p, begin, end, &b, &t, &kind);
+        found = sum_portable(&p, end, &b, &t, &kind);
     native_bin_values(b.batch, t.batched, b.hi, b.lo, &b.nan, &b.posinf, &b.neginf);
     if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
