@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import struct
+import subprocess
+import sys
 from decimal import Decimal, getcontext
 
 import numpy as np
@@ -12,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlxrun import native
+from mlxrun.reduce.algebra import fold_bins
 
 if native.ext is None:
     pytest.skip("the C extension was not built", allow_module_level=True)
@@ -214,8 +217,6 @@ bad_token = st.sampled_from(["1.2.3", "12abc", "--1", ".", "1e", "1e5x", "0x10",
 
 
 def sums(src: bytes, simd: bool) -> tuple[object, ...]:
-    from mlxrun.reduce.algebra import fold_bins
-
     was = _textparse.use_simd(simd)
     try:
         high, low = native.empty_bins(), native.empty_bins()
@@ -304,9 +305,6 @@ print("ok")
 def test_no_read_outside_the_text() -> None:
     # The vector reader loads 32 bytes at a time, before and after a token: only where
     # the text has them.
-    import subprocess
-    import sys
-
     run = subprocess.run(
         [sys.executable, "-c", GUARDED], capture_output=True, text=True, timeout=120
     )
