@@ -56,15 +56,23 @@ VECTOR_TARGET static ALWAYS_INLINE int next_number_vector(const unsigned char **
                                                           const unsigned char *hi,
                                                           const unsigned char *end, double *f,
                                                           int64_t *i, int *is_int, int *kind) {
-    if (!skip_to_token(pp, end)) return 0;
     int overflow = 0;
     *f = 0;
     *i = 0;
     *is_int = 0;
-    const unsigned char *p = *pp;
-    const unsigned char *next = p >= lo && p < hi
-                                    ? number_vector(p, end, f, i, is_int, &overflow)
-                                    : number_at(p, end, f, i, is_int, &overflow);
+    const unsigned char *p = *pp, *next;
+    if (p >= lo && p + 1 < hi && is_sep(*p) && !ends_token(p[1])) {
+        /* The common case, one separator and a number, without skip_to_token's loop. The
+         * branches stay: predicted, they keep the loads off the path from one number's
+         * position to the next (as a data dependency, they cost 7% on the floats). */
+        *pp = p + 1;
+        next = number_vector(*pp, end, f, i, is_int, &overflow);
+    } else {
+        if (!skip_to_token(pp, end)) return 0;
+        p = *pp;
+        next = p >= lo && p < hi ? number_vector(p, end, f, i, is_int, &overflow)
+                                 : number_at(p, end, f, i, is_int, &overflow);
+    }
     return taken(pp, next, overflow, kind);
 }
 
