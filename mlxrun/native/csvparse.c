@@ -463,7 +463,7 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
             if (all_int) iout[count] = i;
         } else if (is_int) {
             isum += i;
-            if (i > (1LL << 53) || i < -(1LL << 53)) rounding += (long long)((__int128)f - i);
+            if (i > (1LL << 53) || i < -(1LL << 53)) rounding += rounding_of(i);
         } else {
             batch[batched++] = f;
             if (batched == BIN_BATCH) {

@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 from decimal import Decimal, getcontext
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -131,8 +132,9 @@ def test_separators_comments_and_specials() -> None:
 
 
 def test_integers_are_exact_to_the_int64_limits() -> None:
-    _, ints, all_int, kind, _ = parse(b"9223372036854775807 -9223372036854775808 000123\n")
-    assert (kind, all_int, ints) == (0, True, [2**63 - 1, -(2**63), 123])
+    floats, ints, all_int, kind, _ = parse(b"9223372036854775807 -9223372036854775808 000123 -0\n")
+    assert (kind, all_int, ints) == (0, True, [2**63 - 1, -(2**63), 123, 0])
+    assert [bits(f) for f in floats] == [bits(x) for x in (2.0**63, -(2.0**63), 123.0, -0.0)]
     *_, kind, where = parse(b"1 9223372036854775808\n")
     assert (kind, where) == (2, 2)
 
@@ -269,6 +271,32 @@ def test_the_vector_reader_reads_as_the_portable_one(
     assert all(same(f, float(t)) for f, t in zip(floats, good, strict=True)), src
     if kind == 0 and all_int:
         assert ints == [int(t) for t in tokens]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ints=st.lists(
+        st.integers(-(2**63), 2**63 - 1)
+        | st.sampled_from([2**63 - 1, 2**63 - 512, 2**63 - 513, -(2**63), 2**53 + 1, -(2**53) - 3]),
+        min_size=1,
+        max_size=40,
+    ),
+    floats=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=4),
+    simd=st.booleans(),
+)
+def test_sums_are_exact_past_2_to_63(ints: list[int], floats: list[float], simd: bool) -> None:
+    # Integers alone: their exact total in 128 bits. With a float among them: every value
+    # as the float it rounds to (an integer past 2**53 by its float's rounding), exactly.
+    tokens = [str(i) for i in ints] + [repr(f) for f in floats]
+    count, all_int, kind, _, _, _, _, high, low, rounding, bins = sums(
+        (PAD + " ".join(tokens).encode() + b"\n" + PAD), simd
+    )
+    assert (count, all_int, kind) == (len(tokens), not floats, 0)
+    integers = (high << 64) + low
+    if not floats:
+        assert (integers, rounding) == (sum(ints), sum(int(float(i)) - i for i in ints))
+    total = Fraction(bins, 2**1074) + integers + rounding
+    assert total == sum(Fraction(float(t)) for t in tokens)
 
 
 GUARDED = r"""
