@@ -1,7 +1,8 @@
 """Summing a large numeric file: mlxrun against the tools people reach for, in one run.
 
-Generates (and caches under benchmarks/data/) text files of 10 M and 100 M floats and of
-100 M integers, one per line, and a 2 GB .npy of float64. Runs every tool on each file
+Generates (and caches under benchmarks/data/) text files of 10 M and 100 M floats, of
+100 M 12-digit integers and of 100 M 19-digit ones (whose sums pass 2**63), one per line,
+and a 2 GB .npy of float64. Runs every tool on each file
 alternately, `--repeat` times, and reports the median seconds, MB/s, the ratio to
 `mlxrun sum --np 2`, peak memory, whether the answer is exactly right (compared with the
 exact sum, computed once with math.fsum / Python ints when the data is made) and, for
@@ -55,10 +56,16 @@ def make_text(path: Path, n: int, kind: str) -> None:
                 block = rng.integers(-(10**12), 10**12, size)
                 exact += int(block.sum(dtype=np.int64))  # |sum| < 2**63 per block
                 f.write("\n".join(map(str, block.tolist())) + "\n")
+            elif kind == "ints19":  # 19 digits: a sum of two can pass 2**63
+                values = (
+                    rng.integers(10**18, 2**63 - 1, size) * rng.choice([-1, 1], size)
+                ).tolist()
+                exact += sum(values)  # Python's ints: exact
+                f.write("\n".join(map(str, values)) + "\n")
             else:
                 block = rng.standard_normal(size) * 1000.0
                 f.write("\n".join(map(repr, block.tolist())) + "\n")
-    if kind != "ints":
+    if kind == "floats":
         exact = _exact_float_sum(path)
     path.with_suffix(".sum").write_text(repr(exact) + "\n")
 
@@ -353,7 +360,8 @@ def main() -> None:
         files.append(DATA / f"floats_{label}.txt")
     if "100M" in args.sizes:
         make_text(DATA / "ints_100M.txt", sizes["100M"], "ints")
-        files.append(DATA / "ints_100M.txt")
+        make_text(DATA / "ints19_100M.txt", sizes["100M"], "ints19")
+        files += [DATA / "ints_100M.txt", DATA / "ints19_100M.txt"]
     rows: list[dict[str, object]] = []
     for path in files:
         file_rows = bench_file(path, TEXT_TOOLS, args.repeat)
