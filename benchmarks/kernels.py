@@ -2,10 +2,10 @@
 float64 (AVX2 and the portable loop, forced with use_simd(False)) against numpy's inexact
 pairwise sum, in ns per value, and the text parser with its exact sum (`sum_text`: the
 vector reader, AVX2 or NEON, and the portable one) in MB/s of one core, on the 17-digit
-floats and the integers of benchmarks/run.py's files (a 100 MB head of each, in memory),
-against fast_float's from_chars (parse and an inexact sum only) on the same bytes where a
-C++ compiler and its header are here (fastfloat.cpp; Debian: libfast-float-dev). Medians
-of `--repeat` alternating runs.
+floats and the 12- and 19-digit integers of benchmarks/run.py's files (a 100 MB head of
+each, in memory), against fast_float's from_chars (parse and an inexact sum only) on the
+same bytes where a C++ compiler and its header are here (fastfloat.cpp; Debian:
+libfast-float-dev). Medians of `--repeat` alternating runs.
 Writes benchmarks/results/kernels.json.
 
 Usage: python benchmarks/kernels.py [--repeat 7]
@@ -155,7 +155,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     try:
         peer = build_fast_float(work)  # once, for both files
-        for name in ("floats_100M.txt", "ints_100M.txt"):
+        for name in ("floats_100M.txt", "ints_100M.txt", "ints19_100M.txt"):
             text_speeds(DATA / name, peer, result)
     finally:
         shutil.rmtree(work)
