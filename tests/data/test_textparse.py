@@ -246,20 +246,22 @@ def expected_error(token: str) -> int:
     tokens=st.lists(tricky_token, min_size=1, max_size=30),
     seps=st.lists(st.sampled_from([" ", ",", "\t", "\n", "\r\n", "  ", " # 1 2\n"]), min_size=1),
     lead=st.integers(0, 40),
+    tail=st.integers(0, 160),
     bad=st.none() | st.tuples(bad_token, st.integers(0, 30)),
 )
 def test_the_vector_reader_reads_as_the_portable_one(
-    tokens: list[str], seps: list[str], lead: int, bad: tuple[str, int] | None
+    tokens: list[str], seps: list[str], lead: int, tail: int, bad: tuple[str, int] | None
 ) -> None:
     # Both readers on the same text, from every offset into the vector reader's stretch:
-    # the same numbers to the bit, the same sums, the same first error and offset.
+    # the same numbers to the bit, the same sums, the same first error and offset; with
+    # spaces after the tokens or none, so that the last ones are read by either reader.
     if bad is not None:
         tokens.insert(min(bad[1], len(tokens)), bad[0])
     text, starts = " " * lead, []
     for k, token in enumerate(tokens):
         starts.append(len(text))
         text += token + seps[k % len(seps)]
-    src = text.encode()
+    src = (text + " " * tail).encode()
     fast, portable = parse_with(src, True), parse_with(src, False)
     assert as_bits(fast) == as_bits(portable), src
     assert sums(src, True) == sums(src, False), src
