@@ -164,10 +164,12 @@ def test_the_token_is_on_no_command_line_of_any_host(
 ) -> None:
     # The hosts' PID namespaces nest in this one, so every host's processes are visible
     # here: the agents' environments give the token, and every command line is searched.
-    # One more try only where Open MPI's daemon failed to start on a loopback host (seen in
-    # long test sessions here: prted exit status 213, "A daemon failed to report back"):
-    # that is not what this test is about, and mlxrun reported it as it should.
-    for attempt in range(2):
+    # Up to two more tries only where Open MPI's daemon failed to start on a loopback host
+    # (prted exit status 213, "A daemon failed to report back": 1 in 5 runs of this test
+    # here, twice in a row once): that is not what this test is about, and mlxrun reported
+    # it as it should. Each failed try must have left nothing behind.
+    tries = 3
+    for attempt in range(tries):
         job, _ = start(
             tmp_path,
             "exec",
@@ -185,7 +187,7 @@ def test_the_token_is_on_no_command_line_of_any_host(
             break
         job.send_signal(signal.SIGINT)
         out, err = job.communicate(timeout=30)
-        if attempt == 0 and "A daemon failed to report back" in out + err:
+        if attempt < tries - 1 and "A daemon failed to report back" in out + err:
             assert hosts.leftovers() == {}
             continue
         pytest.fail(f"agents {agents}; job exit {job.returncode}; {out[-2000:]}{err[-2000:]}")
