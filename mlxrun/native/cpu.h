@@ -25,7 +25,7 @@ static inline int have_lzcnt(void) { /* asked of cpuid: not every clang's builti
 static inline int have_avx2_bits(void) {
     static int known = -1;
     if (known < 0) {
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
+        known = have_avx2() && __builtin_cpu_supports("bmi") &&
                 __builtin_cpu_supports("bmi2") && have_lzcnt();
     }
     return known;
