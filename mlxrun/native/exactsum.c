@@ -27,6 +27,9 @@
 #include "native.h"
 
 #define BLOCK 256
+/* Values ahead that the first pass asks the cache for: without it, reading a mapped file
+ * and binning it took turns (1.5 ns per value, against 0.84 with the values in cache). */
+#define PREFETCH 512
 #define WINDOW 10 /* (m < 2**53) << 10 < 2**63; (v >> 32) < 2**31 */
 
 static void binned_portable(const unsigned char *v, Py_ssize_t n, int64_t *hi, int64_t *lo,
@@ -55,11 +58,15 @@ __attribute__((target("avx2"))) static void binned_avx2(const unsigned char *v, 
     Py_ssize_t k = 0;
     for (; k + BLOCK <= n; k += BLOCK) {
         const unsigned char *b = v + 8 * k;
-        /* The largest exponent: a 32-bit max sees it in each value's upper half. */
+        /* The largest exponent: a 32-bit max sees it in each value's upper half. Two blocks
+         * on, a cache line per step is fetched. */
         __m256i top = zero;
-        for (int j = 0; j < BLOCK; j += 4) {
+        for (int j = 0; j < BLOCK; j += 8) {
+            _mm_prefetch((const char *)(b + 8 * (j + PREFETCH)), _MM_HINT_T0);
             __m256i x = _mm256_loadu_si256((const __m256i *)(b + 8 * j));
+            __m256i y = _mm256_loadu_si256((const __m256i *)(b + 8 * j + 32));
             top = _mm256_max_epu32(top, _mm256_and_si256(x, exp_bits));
+            top = _mm256_max_epu32(top, _mm256_and_si256(y, exp_bits));
         }
         uint64_t lanes[4];
         _mm256_storeu_si256((__m256i *)lanes, top);
