@@ -8,14 +8,16 @@
  * are counted, not binned.
  *
  * With AVX2 (checked at run time; not with MLXRUN_NO_SIMD=1), blocks of 256 values are
- * binned four at a time, with no store per value: the block's largest exponent E is
- * found first, and every value with an exponent e within WINDOW below it is shifted to
- * v = m << (e - base), base = E - WINDOW (v < 2**63), and added as v >> 32 and
- * v & 0xFFFFFFFF (signed) into two vectors of sums, which go into high[base] and
- * low[base] at the end of the block: the bins' total is the same exact number, and each
- * bin still takes less than 2**32 per value. The rare values further below (subnormals
- * among them; zeros add nothing), and blocks holding a NaN or an infinity, take the
- * portable loop.
+ * binned four at a time, with no store per value. A first pass finds the block's largest
+ * exponent E and its smallest non-zero value; every value with an exponent e within
+ * WINDOW below E is shifted to v = m << (e - base), base = E - WINDOW (|v| < 2**63), and
+ * the block's total goes into high[base] and low[base]: the bins' total is the same exact
+ * number, and each bin still takes less than 2**32 per value. Where no value lies below
+ * the window (most blocks of real data), no value needs a check; otherwise each four are
+ * checked, and the values further below (subnormals among them; zeros add nothing) are
+ * binned one by one. The v are summed in wrapping int64 lanes, and the block's float sum
+ * supplies the carries (window_block). Blocks holding a NaN or an infinity, or values
+ * of 2**1007 or more, take the portable loop.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,76 +47,125 @@ static void binned_portable(const unsigned char *v, Py_ssize_t n, int64_t *hi, i
 #define HAVE_AVX2_KERNEL 1
 #include <immintrin.h>
 
-__attribute__((target("avx2"))) static void binned_avx2(const unsigned char *v, Py_ssize_t n,
-                                                        int64_t *hi, int64_t *lo,
-                                                        Py_ssize_t *nan, Py_ssize_t *posinf,
-                                                        Py_ssize_t *neginf) {
-    const __m256i exp_bits = _mm256_set1_epi64x(0x7FF0000000000000LL);
-    const __m256i exp_mask = _mm256_set1_epi64x(0x7FF);
+#define AVX2 __attribute__((target("avx2")))
+#define TOP_EMAX 2029 /* up to it, a block's float sum cannot overflow: 256 values < 2**1007 */
+
+/* e - base for four values: below the window (zeros too) it is negative, and sllv by it
+ * gives 0. */
+AVX2 static inline __m256i window_shift(__m256i x, __m256i vbase) {
+    const __m256i abs_mask = _mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL);
+    return _mm256_sub_epi64(_mm256_srli_epi64(_mm256_and_si256(x, abs_mask), 52), vbase);
+}
+
+/* m << shift, with x's sign. */
+AVX2 static inline __m256i shifted(__m256i x, __m256i shift) {
     const __m256i frac_mask = _mm256_set1_epi64x((1LL << 52) - 1);
     const __m256i implicit = _mm256_set1_epi64x(1LL << 52);
-    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFFLL);
+    __m256i m = _mm256_or_si256(_mm256_and_si256(x, frac_mask), implicit);
+    __m256i val = _mm256_sllv_epi64(m, shift);
+    __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+    return _mm256_sub_epi64(_mm256_xor_si256(val, sign), sign);
+}
+
+/* Bins one by one those of four values at b that lie below the window; zeros are below
+ * too, and add nothing. */
+AVX2 static inline void below_window(const unsigned char *b, __m256i x, __m256i shift,
+                                     int64_t *hi, int64_t *lo) {
+    __m256i nothing = _mm256_cmpeq_epi64(_mm256_slli_epi64(x, 1), _mm256_setzero_si256());
+    int out = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_andnot_si256(nothing, shift)));
+    for (int l = 0; out && l < 4; l++)
+        if (out >> l & 1) {
+            uint64_t bits;
+            memcpy(&bits, b + 8 * l, sizeof bits);
+            bin_double(bits, hi, lo);
+        }
+}
+
+/* One block, its window's values summed: each |v| < 2**63, in int64 lanes that may wrap,
+ * which gives their exact total T mod 2**64. The block's float sum T' gives the rest:
+ * T = a + 2**64 * k for the integer k nearest (T' - a) / 2**64. T' is within 2**24 of T
+ * in these units (the float sum's error, with 256 terms of |v| < 2**63), plus what the
+ * values below the window add to it and not to T: less than 2**52 each, 2**60 in all.
+ * `checked` (a block with such values): each four are checked, and those below are binned
+ * one by one. */
+AVX2 static inline __attribute__((always_inline)) void window_block(const unsigned char *b,
+                                                                    int64_t base, int64_t *hi,
+                                                                    int64_t *lo, int checked) {
+    const __m256i vbase = _mm256_set1_epi64x(base);
     const __m256i zero = _mm256_setzero_si256();
+    /* Two of each sum: one chain of 64 float adds would make the block wait on their latency. */
+    __m256i sum0 = zero, sum1 = zero;
+    __m256d approx0 = _mm256_setzero_pd(), approx1 = _mm256_setzero_pd();
+    for (int j = 0; j < BLOCK; j += 8) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(b + 8 * j));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(b + 8 * j + 32));
+        __m256i xshift = window_shift(x, vbase), yshift = window_shift(y, vbase);
+        if (checked) {
+            below_window(b + 8 * j, x, xshift, hi, lo);
+            below_window(b + 8 * j + 32, y, yshift, hi, lo);
+        }
+        sum0 = _mm256_add_epi64(sum0, shifted(x, xshift));
+        sum1 = _mm256_add_epi64(sum1, shifted(y, yshift));
+        approx0 = _mm256_add_pd(approx0, _mm256_castsi256_pd(x));
+        approx1 = _mm256_add_pd(approx1, _mm256_castsi256_pd(y));
+    }
+    uint64_t s4[4];
+    double f4[4];
+    _mm256_storeu_si256((__m256i *)s4, _mm256_add_epi64(sum0, sum1));
+    _mm256_storeu_pd(f4, _mm256_add_pd(approx0, approx1));
+    int64_t a = (int64_t)(s4[0] + s4[1] + s4[2] + s4[3]);
+    /* T' / 2**64 = (the float sum) * 2**(1075 - base - 64): a normal power of two, as
+     * base <= TOP_EMAX - WINDOW. */
+    uint64_t scale_bits = (uint64_t)(2034 - base) << 52;
+    double scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    double carries = ((f4[0] + f4[1]) + (f4[2] + f4[3])) * scale - (double)a * 0x1p-64;
+    int64_t k = (int64_t)(carries + (carries < 0 ? -0.5 : 0.5)); /* |k| <= 2**7 */
+    int64_t low = (int64_t)((uint64_t)a & 0xFFFFFFFFu);
+    hi[base] += k * 4294967296LL + (a - low) / 4294967296LL;
+    lo[base] += low;
+}
+
+AVX2 static void binned_avx2(const unsigned char *v, Py_ssize_t n, int64_t *hi, int64_t *lo,
+                             Py_ssize_t *nan, Py_ssize_t *posinf, Py_ssize_t *neginf) {
+    const __m256i abs_mask = _mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL);
+    const __m256i one = _mm256_set1_epi64x(1);
     Py_ssize_t k = 0;
     for (; k + BLOCK <= n; k += BLOCK) {
         const unsigned char *b = v + 8 * k;
-        /* The largest exponent: a 32-bit max sees it in each value's upper half. Two blocks
-         * on, a cache line per step is fetched. */
-        __m256i top = zero;
+        /* In each value's upper 32 bits, 32-bit max and min see the largest exponent and
+         * the smallest of the non-zero values: |x| - 1 makes a zero the largest, and keeps
+         * a subnormal below every normal. Two blocks on, a cache line per step is fetched. */
+        __m256i top = _mm256_setzero_si256(), bottom = _mm256_set1_epi64x(-1);
         for (int j = 0; j < BLOCK; j += 8) {
             _mm_prefetch((const char *)(b + 8 * (j + PREFETCH)), _MM_HINT_T0);
-            __m256i x = _mm256_loadu_si256((const __m256i *)(b + 8 * j));
-            __m256i y = _mm256_loadu_si256((const __m256i *)(b + 8 * j + 32));
-            top = _mm256_max_epu32(top, _mm256_and_si256(x, exp_bits));
-            top = _mm256_max_epu32(top, _mm256_and_si256(y, exp_bits));
+            __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(b + 8 * j)), abs_mask);
+            __m256i y = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(b + 8 * j + 32)), abs_mask);
+            top = _mm256_max_epu32(top, _mm256_max_epu32(x, y));
+            bottom = _mm256_min_epu32(bottom, _mm256_sub_epi64(x, one));
+            bottom = _mm256_min_epu32(bottom, _mm256_sub_epi64(y, one));
         }
-        uint64_t lanes[4];
-        _mm256_storeu_si256((__m256i *)lanes, top);
-        uint64_t emax = 0;
-        for (int j = 0; j < 4; j++) emax = lanes[j] > emax ? lanes[j] : emax;
+        uint64_t t4[4], b4[4];
+        _mm256_storeu_si256((__m256i *)t4, top);
+        _mm256_storeu_si256((__m256i *)b4, bottom);
+        uint64_t emax = 0, least = UINT64_MAX;
+        for (int j = 0; j < 4; j++) {
+            emax = t4[j] > emax ? t4[j] : emax;
+            least = b4[j] < least ? b4[j] : least;
+        }
         emax >>= 52;
-        if (emax == 0x7FF) { /* a NaN or an infinity: counted by the portable loop */
+        if (emax > TOP_EMAX) { /* a NaN or an infinity, or a float sum that could overflow */
             binned_portable(b, BLOCK, hi, lo, nan, posinf, neginf);
             continue;
         }
         /* In the window: exponents base..emax, never 0 (a subnormal is binned one by one,
-         * as the rare values further below are). */
+         * as the rare values further below are). A value at exactly 2**(base - 1075) has
+         * the same upper half as one just below: that block is checked. */
         int64_t base = (int64_t)emax - WINDOW < 1 ? 1 : (int64_t)emax - WINDOW;
-        const __m256i vbase = _mm256_set1_epi64x(base);
-        __m256i sum_hi = zero, sum_lo = zero, negatives = zero;
-        for (int j = 0; j < BLOCK; j += 4) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(b + 8 * j));
-            __m256i e = _mm256_and_si256(_mm256_srli_epi64(x, 52), exp_mask);
-            __m256i shift = _mm256_sub_epi64(e, vbase); /* < 0 below the window: sllv gives 0 */
-            /* Zeros are below too, and add nothing: only the others need the bins. */
-            __m256i nothing = _mm256_cmpeq_epi64(_mm256_slli_epi64(x, 1), zero);
-            int out = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_andnot_si256(nothing, shift)));
-            if (out) {
-                for (int l = 0; l < 4; l++)
-                    if (out >> l & 1) {
-                        uint64_t bits;
-                        memcpy(&bits, b + 8 * (j + l), sizeof bits);
-                        bin_double(bits, hi, lo);
-                    }
-            }
-            __m256i m = _mm256_or_si256(_mm256_and_si256(x, frac_mask), implicit);
-            __m256i val = _mm256_sllv_epi64(m, shift);
-            /* Signed: sv = -val for a negative value, = hi32 * 2**32 + lo32 with lo32 unsigned
-             * and hi32 signed; the logical shift gives hi32 + 2**32 where sv < 0, so the
-             * negatives are counted and 2**32 taken off per negative at the end. */
-            __m256i sign = _mm256_cmpgt_epi64(zero, x);
-            __m256i sv = _mm256_sub_epi64(_mm256_xor_si256(val, sign), sign);
-            negatives = _mm256_add_epi64(negatives, _mm256_srli_epi64(sv, 63));
-            sum_lo = _mm256_add_epi64(sum_lo, _mm256_and_si256(sv, low32));
-            sum_hi = _mm256_add_epi64(sum_hi, _mm256_srli_epi64(sv, 32));
-        }
-        int64_t h4[4], l4[4], n4[4];
-        _mm256_storeu_si256((__m256i *)h4, sum_hi);
-        _mm256_storeu_si256((__m256i *)l4, sum_lo);
-        _mm256_storeu_si256((__m256i *)n4, negatives);
-        int64_t nneg = n4[0] + n4[1] + n4[2] + n4[3];
-        hi[base] += h4[0] + h4[1] + h4[2] + h4[3] - (nneg << 32);
-        lo[base] += l4[0] + l4[1] + l4[2] + l4[3];
+        if ((least >> 32) >= (uint64_t)base << 20)
+            window_block(b, base, hi, lo, 0);
+        else
+            window_block(b, base, hi, lo, 1);
     }
     binned_portable(v + 8 * k, n - k, hi, lo, nan, posinf, neginf);
 }

@@ -648,3 +648,26 @@ def test_the_binning_kernels_on_a_large_array_of_every_kind() -> None:
     simd, portable = binned_by(x, True), binned_by(x, False)
     assert simd == portable
     assert simd[3] == sum(map(Fraction, x[np.isfinite(x)].tolist()), Fraction(0))
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "block",
+    [
+        # 256 equal values with every mantissa bit set: the block's int64 lanes wrap 2**7 times
+        [math.ldexp(2.0 - 2.0**-52, 40)] * 256,
+        [-math.ldexp(2.0 - 2.0**-52, 900)] * 256,
+        # signs alternating in runs, the window's whole width, the top of the range
+        [math.ldexp(1.9, 20 - (k % 11)) * (-1) ** (k // 3) for k in range(256)],
+        [math.ldexp(1.5, 1000 - (k % 11)) for k in range(256)],
+        [math.ldexp(1.75, 1023)] * 256,
+        # a value at exactly the window's lowest power of two (the edge a block is checked at)
+        [math.ldexp(1.0, 10)] + [math.ldexp(1.5, 20)] * 255,
+        [0.0, -0.0] * 100 + [5e-324] + [1.0] * 55,
+    ],
+)
+def test_the_binning_kernels_on_blocks_whose_sums_pass_int64(block: list[float]) -> None:
+    x = np.array(block * 3, dtype=np.float64)
+    simd, portable = binned_by(x, True), binned_by(x, False)
+    assert simd == portable
+    assert simd[3] == sum(map(Fraction, x.tolist()), Fraction(0))
