@@ -423,6 +423,7 @@ PyObject *native_csv_column(PyObject *self, PyObject *args) {
         }
         if (*p == '\r' && p + 1 == end && !final) break;
         const unsigned char *rec = p;
+        PREFETCH_AHEAD(p);
         Field fl = {NULL, NULL, NULL, 0};
         int found = 0, r = RECORD;
 #if defined(__SSE2__)

@@ -31,4 +31,9 @@ void native_bin_values(const void *values, Py_ssize_t n, int64_t *hi, int64_t *l
                        Py_ssize_t *nan, Py_ssize_t *posinf, Py_ssize_t *neginf);
 #define BIN_BATCH 256
 
+/* The parsers ask for the bytes 1 KB ahead of each number they read. The hardware's
+ * prefetcher alone left a mapped file parsed 20-25% slower than the same bytes in cache:
+ * each number waits on the one before, so a miss is not hidden behind other work. */
+#define PREFETCH_AHEAD(p) __builtin_prefetch((const char *)(p) + 1024)
+
 #endif

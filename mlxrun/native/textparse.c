@@ -107,7 +107,10 @@ static int parse_portable(const unsigned char **pp, const unsigned char *end, Pa
     double f;
     int64_t i;
     int is_int, found;
-    while ((found = next_number(&p, end, &f, &i, &is_int, kind)) > 0) store(&t, f, i, is_int);
+    while ((found = next_number(&p, end, &f, &i, &is_int, kind)) > 0) {
+        PREFETCH_AHEAD(p);
+        store(&t, f, i, is_int);
+    }
     *o = t;
     *pp = p;
     return found;
@@ -124,6 +127,7 @@ VECTOR_TARGET static int parse_vector(const unsigned char **pp, const unsigned c
     int64_t i;
     int is_int, found;
     while ((found = next_number_vector(&p, lo, hi, end, &f, &i, &is_int, kind)) > 0) {
+        PREFETCH_AHEAD(p);
         store(&t, f, i, is_int);
     }
     *o = t;
@@ -202,12 +206,18 @@ static int sum_portable(const unsigned char **pp, const unsigned char *end, Bins
     double f;
     int64_t i;
     int is_int, found;
-    while ((found = next_number(&p, end, &f, &i, &is_int, kind)) > 0) add(b, &t, f, i, is_int);
+    while ((found = next_number(&p, end, &f, &i, &is_int, kind)) > 0) {
+        PREFETCH_AHEAD(p);
+        add(b, &t, f, i, is_int);
+    }
     *totals = t;
     *pp = p;
     return found;
 }
 
+#ifndef TEXT_PREFETCH
+#define TEXT_PREFETCH 4096
+#endif
 #ifdef HAVE_VECTOR_READER
 VECTOR_TARGET static int sum_vector(const unsigned char **pp, const unsigned char *begin,
                                     const unsigned char *end, Bins *b, Totals *totals,
@@ -220,6 +230,7 @@ VECTOR_TARGET static int sum_vector(const unsigned char **pp, const unsigned cha
     int64_t i;
     int is_int, found;
     while ((found = next_number_vector(&p, lo, hi, end, &f, &i, &is_int, kind)) > 0) {
+        PREFETCH_AHEAD(p);
         add(b, &t, f, i, is_int);
     }
     *totals = t;
