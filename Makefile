@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python benchmarks/kernels.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/startup.py --np 1
+	$(BIN)/python benchmarks/ringstart.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/collectives.py
 	$(BIN)/python benchmarks/tables.py
 	$(BIN)/python benchmarks/output.py

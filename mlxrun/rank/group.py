@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlxrun.rank.ring import wait_for_ring_start
+from mlxrun.rank.ring import deferring_wakeups, wait_for_ring_start
 
 
 def init_name(backend: str) -> str:
@@ -18,6 +18,8 @@ def join(np_: int, backend: str, strict: bool = True) -> Any:
     """The rank's mx.distributed group; mlx.core is imported here, where it is needed."""
     import mlx.core as mx
 
-    if backend == "ring" and np_ > 1:
-        wait_for_ring_start(np_)
-    return mx.distributed.init(strict=strict, backend=init_name(backend))
+    if backend != "ring" or np_ <= 1:
+        return mx.distributed.init(strict=strict, backend=init_name(backend))
+    wait_for_ring_start(np_)
+    with deferring_wakeups(np_):
+        return mx.distributed.init(strict=strict, backend="ring")

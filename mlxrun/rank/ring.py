@@ -1,9 +1,12 @@
 """What ranks do to start MLX's ring backend without its one-second stall.
 
 MLX's ring set-up: every rank listens on its own address and accepts from its left
-neighbour, except the last rank, which first connects to rank 0 and listens after.
-A connect that finds no listener is retried only after a whole second (doubling
-after that). So the last rank must not connect before rank 0 listens.
+neighbour, then connects to its right one; the last rank first connects to rank 0 and
+listens after. A connect that finds no listener is retried only after a whole second
+(doubling after that). So the last rank must not connect before rank 0 listens
+(wait_for_ring_start), and the rank left of it must not connect before it listens
+(deferring_wakeups): that connect follows the accept that the last rank's own connect
+completes, so the two ranks race, and on a busy machine the woken rank often ran first.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlxrun.rank import procfs
@@ -40,6 +45,44 @@ def wait_for_ring_start(np_: int) -> None:
         # On a machine with many sockets a look costs more: sleep at least as long, so
         # the wait never takes more than half a core from the ranks it waits for.
         time.sleep(max(LISTEN_POLL_SECONDS, time.monotonic() - started))
+
+
+@contextmanager
+def deferring_wakeups(np_: int) -> Iterator[None]:
+    """Around MLX's ring set-up on the rank left of the last one (Linux): SCHED_BATCH, whose
+    threads do not preempt the one that woke them. When the last rank's connect wakes this
+    rank's accept, the last rank then goes on to listen before this rank connects to it."""
+    batch = getattr(os, "SCHED_BATCH", None)
+    if np_ <= 1 or rank_from_env() != np_ - 2 or batch is None:
+        yield
+        return
+    before: int | None = None
+    try:
+        if os.sched_getscheduler(0) == os.SCHED_OTHER:  # else the user chose one: keep it
+            os.sched_setscheduler(0, batch, os.sched_param(0))
+            before = os.SCHED_OTHER
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        if before is not None:
+            _restore_policy(before)
+
+
+def _restore_policy(policy: int) -> None:
+    """This process's SCHED_BATCH threads back to `policy`: this one, and any that MLX's
+    set-up started, which took its policy."""
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for tid in threads:
+        try:
+            if os.sched_getscheduler(tid) == os.SCHED_BATCH:
+                os.sched_setscheduler(tid, policy, os.sched_param(0))
+        except OSError:
+            pass  # a thread that has just ended
 
 
 def _local_port_of_rank0(hostfile: str) -> int | None:
