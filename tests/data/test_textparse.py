@@ -228,6 +228,44 @@ def sums(src: bytes, simd: bool) -> tuple[object, ...]:
     return (*result, fold_bins(high, low))
 
 
+def large_text(seed: int, floats_from: float) -> bytes:
+    """About 2 MB of lines: integers, then floats from `floats_from` of the way on, with
+    comments and blank lines: long enough for sum_text and parse to time a stretch read by
+    each reader and go on with the faster."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for k in range(150_000):
+        if k % 997 == 0:
+            lines.append(b"# a comment 1 2 3, 4.5")
+        elif k % 1009 == 0:
+            lines.append(b"")
+        elif k < floats_from * 150_000:
+            lines.append(b"%d" % int(rng.integers(-(10**18), 10**18)))
+        else:
+            lines.append(repr(float(rng.standard_normal()) * 1000).encode())
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("floats_from", [0.0, 0.03, 0.5, 1.0])
+def test_a_large_buffer_read_partly_by_each_reader_gives_the_portable_answers(
+    floats_from: float,
+) -> None:
+    src = large_text(int(floats_from * 100), floats_from)
+    assert len(src) > 8 * 128 * 1024  # the readers are timed on buffers of 1 MB and more
+    assert sums(src, True) == sums(src, False)
+    assert as_bits(parse_with(src, True)) == as_bits(parse_with(src, False))
+
+
+@pytest.mark.parametrize("at", [1000, 200_000, 1_500_000])
+def test_a_bad_token_in_a_large_buffer_is_found_where_it_is(at: int) -> None:
+    # before, in and after the stretches the readers are timed on
+    src = bytearray(large_text(7, 0.5))
+    at = src.index(b"\n", at) + 1
+    src[at : at + 5] = b"1.2.3"
+    assert sums(bytes(src), True)[2:4] == (1, at)
+    assert parse_with(bytes(src), True)[3:] == (1, at)
+
+
 def expected_error(token: str) -> int:
     """0 for a number, 1 for what is not one, 2 for an integer beyond int64."""
     try:
