@@ -1,7 +1,8 @@
 """The C kernels alone, in one process, against numpy in the same run: exact binning of
 float64 (AVX2 and the portable loop, forced with use_simd(False)) against numpy's inexact
-pairwise sum, in ns per value, and the text parser with its exact sum (`sum_text`: the
-vector reader, AVX2 or NEON, and the portable one) in MB/s of one core, on the 17-digit
+pairwise sum, in ns per value, and the text parser with its exact sum (`sum_text`: with
+SIMD, the vector reader (AVX2 or NEON) or, where it timed faster on a chunk's first
+stretch, the portable one; and the portable one alone) in MB/s of one core, on the 17-digit
 floats and the 12- and 19-digit integers of benchmarks/run.py's files (a 100 MB head of
 each, in memory), against fast_float's from_chars (parse and an inexact sum only) on the
 same bytes where a C++ compiler and its header are here (fastfloat.cpp; Debian:
@@ -115,7 +116,7 @@ def text_speeds(path: Path, peer: Path | None, result: dict[str, object]) -> Non
         head = f.read(TEXT_BYTES)
     head = head[: head.rfind(b"\n") + 1]
     cases: dict[str, Callable[[], object]] = {
-        "vector reader": sum_text(head, True),
+        "vector reader where faster": sum_text(head, True),
         "portable": sum_text(head, False),
     }
     if peer is not None:

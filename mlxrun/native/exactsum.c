@@ -126,7 +126,9 @@ AVX2 static inline __attribute__((always_inline)) void window_block(const unsign
     lo[base] += low;
 }
 
-AVX2 static void binned_avx2(const unsigned char *v, Py_ssize_t n, int64_t *hi, int64_t *lo,
+/* Aligned to a cache line: the same code 16 bytes further on (another file's change moved
+ * it) binned a mapped 1 GB in 0.146 s instead of 0.104, in cache as fast as before. */
+AVX2 __attribute__((aligned(64))) static void binned_avx2(const unsigned char *v, Py_ssize_t n, int64_t *hi, int64_t *lo,
                              Py_ssize_t *nan, Py_ssize_t *posinf, Py_ssize_t *neginf) {
     const __m256i abs_mask = _mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL);
     const __m256i one = _mm256_set1_epi64x(1);
