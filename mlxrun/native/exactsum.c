@@ -191,9 +191,7 @@ PyObject *native_binned(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*w*w*", &values, &high, &low)) return NULL;
     if (high.len < BINS * 8 || low.len < BINS * 8 || values.len % 8 != 0 ||
         values.len / 8 > INT32_MAX) {
-        PyBuffer_Release(&values);
-        PyBuffer_Release(&high);
-        PyBuffer_Release(&low);
+        release_buffers(&values, &high, &low);
         PyErr_SetString(PyExc_ValueError,
                         "binned(values, high, low): float64 values (< 2**31), two int64[2048]");
         return NULL;
@@ -205,8 +203,6 @@ PyObject *native_binned(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     native_bin_values(v, n, hi, lo, &nan, &posinf, &neginf);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&values);
-    PyBuffer_Release(&high);
-    PyBuffer_Release(&low);
+    release_buffers(&values, &high, &low);
     return Py_BuildValue("(nnn)", nan, posinf, neginf);
 }

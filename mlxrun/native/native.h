@@ -6,6 +6,13 @@
 #include <Python.h>
 #include <stdint.h>
 
+/* The three buffers an entry point took from its arguments, given back. */
+static inline void release_buffers(Py_buffer *a, Py_buffer *b, Py_buffer *c) {
+    PyBuffer_Release(a);
+    PyBuffer_Release(b);
+    PyBuffer_Release(c);
+}
+
 /* textparse.c: numbers in text, parsed exactly. */
 void native_textparse_init(void);
 PyObject *native_parse(PyObject *self, PyObject *args);

@@ -304,9 +304,7 @@ PyObject *native_parse(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*w*w*", &src, &floats, &ints)) return NULL;
     Py_ssize_t capacity = src.len / 2 + 1;
     if (floats.len < capacity * 8 || ints.len < capacity * 8) {
-        PyBuffer_Release(&src);
-        PyBuffer_Release(&floats);
-        PyBuffer_Release(&ints);
+        release_buffers(&src, &floats, &ints);
         PyErr_SetString(PyExc_ValueError, "output buffers must hold len(src) // 2 + 1 values");
         return NULL;
     }
@@ -318,9 +316,7 @@ PyObject *native_parse(PyObject *self, PyObject *args) {
     found = read_all(PARSED_VECTOR, parsed_portable, &p, begin, end, &out, &kind);
     if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&floats);
-    PyBuffer_Release(&ints);
+    release_buffers(&src, &floats, &ints);
     return Py_BuildValue("(nini)", out.count, out.all_int, kind, where);
 }
 
@@ -335,9 +331,7 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
     Py_buffer src, high, low;
     if (!PyArg_ParseTuple(args, "y*w*w*", &src, &high, &low)) return NULL;
     if (high.len < BINS * 8 || low.len < BINS * 8 || src.len > INT32_MAX) {
-        PyBuffer_Release(&src);
-        PyBuffer_Release(&high);
-        PyBuffer_Release(&low);
+        release_buffers(&src, &high, &low);
         PyErr_SetString(PyExc_ValueError, "sum_text(src < 2 GiB, int64[2048], int64[2048])");
         return NULL;
     }
@@ -352,9 +346,7 @@ PyObject *native_sum_text(PyObject *self, PyObject *args) {
     native_bin_values(b.batch, t.batched, b.hi, b.lo, &b.nan, &b.posinf, &b.neginf);
     if (found < 0) where = p - begin;
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&high);
-    PyBuffer_Release(&low);
+    release_buffers(&src, &high, &low);
     long long isum_high = (long long)(t.isum >> 64);
     unsigned long long isum_low = (unsigned long long)t.isum;
     return Py_BuildValue("(niinnnnLKL)", t.count, t.all_int, kind, where, b.nan, b.posinf,
