@@ -18,10 +18,12 @@ from mlxrun.launch import ports
 
 @contextmanager
 def listener(address: str) -> Iterator[int]:
-    """A server on `address` that accepts (a full backlog would drop the probes' SYNs)."""
+    """A server on `address` that accepts (a full backlog would drop the probes' SYNs).
+    The backlog holds every probe of a reserve_ports call (one per try): its thread may not
+    get the GIL back while they come, and a dropped SYN reads as a free port."""
     with socket.socket() as s:
         s.bind((address, 0))
-        s.listen()
+        s.listen(2 * ports.TRIES)
         s.settimeout(0.1)
         done = threading.Event()
 
