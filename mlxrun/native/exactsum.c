@@ -128,8 +128,10 @@ AVX2 static inline __attribute__((always_inline)) void window_block(const unsign
 
 /* Aligned to a cache line: the same code 16 bytes further on (another file's change moved
  * it) binned a mapped 1 GB in 0.146 s instead of 0.104, in cache as fast as before. */
-AVX2 __attribute__((aligned(64))) static void binned_avx2(const unsigned char *v, Py_ssize_t n, int64_t *hi, int64_t *lo,
-                             Py_ssize_t *nan, Py_ssize_t *posinf, Py_ssize_t *neginf) {
+AVX2 __attribute__((aligned(64))) static void binned_avx2(const unsigned char *v, Py_ssize_t n,
+                                                         int64_t *hi, int64_t *lo,
+                                                         Py_ssize_t *nan, Py_ssize_t *posinf,
+                                                         Py_ssize_t *neginf) {
     const __m256i abs_mask = _mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL);
     const __m256i one = _mm256_set1_epi64x(1);
     Py_ssize_t k = 0;
@@ -141,8 +143,10 @@ AVX2 __attribute__((aligned(64))) static void binned_avx2(const unsigned char *v
         __m256i top = _mm256_setzero_si256(), bottom = _mm256_set1_epi64x(-1);
         for (int j = 0; j < BLOCK; j += 8) {
             _mm_prefetch((const char *)(b + 8 * (j + PREFETCH)), _MM_HINT_T0);
-            __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(b + 8 * j)), abs_mask);
-            __m256i y = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(b + 8 * j + 32)), abs_mask);
+            __m256i x = _mm256_loadu_si256((const __m256i *)(b + 8 * j));
+            __m256i y = _mm256_loadu_si256((const __m256i *)(b + 8 * j + 32));
+            x = _mm256_and_si256(x, abs_mask);
+            y = _mm256_and_si256(y, abs_mask);
             top = _mm256_max_epu32(top, _mm256_max_epu32(x, y));
             bottom = _mm256_min_epu32(bottom, _mm256_sub_epi64(x, one));
             bottom = _mm256_min_epu32(bottom, _mm256_sub_epi64(y, one));
@@ -164,6 +168,7 @@ AVX2 __attribute__((aligned(64))) static void binned_avx2(const unsigned char *v
          * as the rare values further below are). A value at exactly 2**(base - 1075) has
          * the same upper half as one just below: that block is checked. */
         int64_t base = (int64_t)emax - WINDOW < 1 ? 1 : (int64_t)emax - WINDOW;
+        /* Two calls, so that each inlined loop is built for its case. */
         if ((least >> 32) >= (uint64_t)base << 20)
             window_block(b, base, hi, lo, 0);
         else

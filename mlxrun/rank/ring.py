@@ -56,18 +56,18 @@ def deferring_wakeups(np_: int) -> Iterator[None]:
     if np_ <= 1 or rank_from_env() != np_ - 2 or batch is None:
         yield
         return
-    before: int | None = None
+    deferred = False
     try:
         if os.sched_getscheduler(0) == os.SCHED_OTHER:  # else the user chose one: keep it
             os.sched_setscheduler(0, batch, os.sched_param(0))
-            before = os.SCHED_OTHER
+            deferred = True
     except OSError:
         pass
     try:
         yield
     finally:
-        if before is not None:
-            _restore_policy(before)
+        if deferred:
+            _restore_policy(os.SCHED_OTHER)
 
 
 def _restore_policy(policy: int) -> None:
